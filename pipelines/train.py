@@ -1,0 +1,132 @@
+"""Train: a tf_keras model on the transformed train split, exported to take RAW features.
+
+The exported SavedModel's ``serving_default`` signature takes serialized ``tf.Example`` protos of raw
+feature values (any of them may be missing) and runs the TFT transform graph inside the model, so
+serving cannot skew from training. The run is logged to MLflow: parameters, per-epoch metrics and
+the SavedModel as the run's ``model`` artifact.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from pipelines.artifacts import atomic_dir, fingerprint_files
+from pipelines.config import Config, Schema, Training
+from pipelines.context import RunContext
+
+log = logging.getLogger(__name__)
+
+STAGE = "train"
+MODEL_DIR = "model"
+SIGNATURE = "serving_default"
+EXAMPLES_INPUT = "examples"
+OUTPUT = "probability"
+
+
+def build_model(schema: Schema, vocabulary_sizes: dict[str, int], params: Training) -> Any:
+    """A small feed-forward network over z-scored numerics and embedded categoricals."""
+    import tf_keras as keras
+
+    inputs, encoded = {}, []
+    for name in schema.numeric:
+        inputs[name] = keras.Input(shape=(), name=name, dtype="float32")
+        encoded.append(keras.layers.Reshape((1,))(inputs[name]))
+    for name in schema.categorical:
+        inputs[name] = keras.Input(shape=(), name=name, dtype="int64")
+        embedded = keras.layers.Embedding(vocabulary_sizes[name] + 1, params.embedding_dim)(inputs[name])
+        encoded.append(embedded)
+    x = keras.layers.Concatenate()(encoded)
+    for units in params.hidden_units:
+        x = keras.layers.Dense(units, activation="relu")(x)
+    output = keras.layers.Dense(1, activation="sigmoid", name=OUTPUT)(x)
+    model = keras.Model(inputs=inputs, outputs=output)
+    model.compile(
+        optimizer=keras.optimizers.Adam(params.learning_rate),
+        loss="binary_crossentropy",
+        metrics=[keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")],
+    )
+    return model
+
+
+def export_serving_model(model: Any, tft_output: Any, schema: Schema, export_dir: Path) -> None:
+    """Save ``model`` with a signature over serialized raw tf.Examples (the TFT layer inside)."""
+    import tensorflow as tf
+
+    from pipelines.transform import raw_feature_spec
+
+    spec = raw_feature_spec(schema, with_label=False)
+    model.tft_layer = tft_output.transform_features_layer()
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
+    def serve(examples: Any) -> dict[str, Any]:
+        features = model.tft_layer(tf.io.parse_example(examples, spec))
+        features.pop(schema.label.name, None)
+        return {OUTPUT: tf.reshape(model(features), [-1])}
+
+    model.save(str(export_dir), save_format="tf", signatures={SIGNATURE: serve})
+
+
+def fit(config: Config, transform_uri: str, export_dir: Path, seed: int) -> dict[str, list[float]]:
+    """Train on the transformed train split and export; returns the Keras history."""
+    import tensorflow as tf
+    import tensorflow_transform as tft
+    import tf_keras as keras
+
+    from pipelines.transform import TFT_DIR, TRANSFORMED
+
+    schema, params = config.data_schema, config.training
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+    tft_output = tft.TFTransformOutput(str(Path(transform_uri) / TFT_DIR))
+    files = sorted(str(p) for p in (Path(transform_uri) / TRANSFORMED).glob("*.tfrecord"))
+    dataset = tf.data.experimental.make_batched_features_dataset(
+        file_pattern=files,
+        batch_size=params.batch_size,
+        features=tft_output.transformed_feature_spec(),
+        label_key=schema.label.name,
+        num_epochs=1,
+        shuffle=True,
+        shuffle_seed=seed,
+        reader_num_threads=1,
+        parser_num_threads=1,
+        sloppy_ordering=False,
+    )
+    sizes = {name: tft_output.vocabulary_size_by_name(name) for name in schema.categorical}
+    model = build_model(schema, sizes, params)
+    history = model.fit(dataset, epochs=params.epochs, verbose=2)
+    export_serving_model(model, tft_output, schema, export_dir)
+    return {k: [float(v) for v in values] for k, values in history.history.items()}
+
+
+def train(ctx: RunContext, transform_uri: str) -> str:
+    """Train, export the raw-feature SavedModel to ``model/`` and log the run to MLflow.
+
+    Each retrain attempt uses a different seed (``training.seed + attempt - 1``).
+    """
+    import mlflow
+
+    from pipelines.tracking import start_run
+
+    seed = ctx.config.training.seed + ctx.attempt - 1
+    final = ctx.stage_dir(STAGE)
+    with atomic_dir(final) as out:
+        history = fit(ctx.config, transform_uri, out / MODEL_DIR, seed)
+        with start_run(ctx) as run:
+            mlflow.log_params({**ctx.config.training.model_dump(), "seed": seed, "window_days": ctx.window})
+            for name, values in history.items():
+                for epoch, value in enumerate(values):
+                    mlflow.log_metric(f"train_{name}", value, step=epoch)
+            mlflow.log_artifacts(str(out / MODEL_DIR), artifact_path=MODEL_DIR)
+        ctx.write_metadata(
+            out,
+            STAGE,
+            fingerprint_files(out / MODEL_DIR),
+            inputs={"transform": transform_uri},
+            seed=seed,
+            history=history,
+            mlflow_run_id=run.info.run_id,
+            model_uri=str(final / MODEL_DIR),
+        )
+    return str(final)
