@@ -25,7 +25,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pendulum
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
 
 DEFAULT_CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "adult.yaml")
 NEXT_TASK = {"PROMOTE": "promote_blue_green", "HOLD": "hold_candidate", "RETRAIN": "trigger_retrain"}
@@ -49,7 +49,8 @@ def _run_context():
 
 
 @dag(
-    schedule="@daily",
+    # Data intervals, not Airflow 3's default trigger timetable: the run for day D starts once D is over.
+    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,  # deployment-state transitions happen one run at a time, in date order

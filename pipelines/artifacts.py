@@ -74,13 +74,13 @@ def read_json(path: Path) -> Any:
 
 
 def fingerprint_files(root: Path, exclude: tuple[str, ...] = (METADATA,)) -> str:
-    """SHA-256 over every file's relative path and bytes, in sorted order."""
+    """SHA-256 over every file's relative path, size and bytes, in sorted order."""
     digest = hashlib.sha256()
     for path in sorted(p for p in Path(root).rglob("*") if p.is_file()):
         rel = path.relative_to(root).as_posix()
         if rel in exclude:
             continue
-        digest.update(rel.encode() + b"\0")
+        digest.update(f"{rel}\0{path.stat().st_size}\0".encode())
         with path.open("rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(chunk)

@@ -74,8 +74,8 @@ class DriftSpec:
         """Parse ``DATE[..DATE]:KIND:COLUMN``, e.g. ``2026-01-20..2026-01-27:covariate:age``."""
         try:
             dates, kind, column = text.split(":")
-            start, _, end = dates.partition("..")
-            spec = cls(date.fromisoformat(start), date.fromisoformat(end or start), kind, column)
+            start, dots, end = dates.partition("..")
+            spec = cls(date.fromisoformat(start), date.fromisoformat(end if dots else start), kind, column)
         except ValueError:
             raise ValueError(f"drift spec {text!r}: expected DATE[..DATE]:KIND:COLUMN") from None
         if spec.kind not in DRIFT_KINDS:
@@ -100,7 +100,7 @@ def inject_drift(df: pd.DataFrame, spec: DriftSpec, label: str, rng: np.random.G
         if is_numeric:
             weights = (numeric.rank(pct=True).fillna(0.5) ** 4).to_numpy()
         else:
-            weights = np.where(col != col.mode().iloc[0], 8.0, 1.0)
+            weights = np.where(col.notna() & (col != col.mode().iloc[0]), 8.0, 1.0)
         picks = rng.choice(len(df), size=len(df), replace=True, p=weights / weights.sum())
         return df.iloc[picks].reset_index(drop=True)
     if spec.kind == "label":

@@ -78,13 +78,17 @@ def assess(
     live: np.ndarray | None,
     policy: GatePolicy,
     seed: int = 0,
+    min_rows: int = 1,
 ) -> dict[str, Any]:
-    """Metrics with bootstrap intervals for the candidate (and live), plus paired differences."""
+    """Metrics with bootstrap intervals for the candidate (and live), plus paired differences.
+
+    With fewer than ``min_rows`` rows only point estimates are given, marked ``sufficient: False``.
+    """
     y = np.asarray(y, dtype=int)
     result: dict[str, Any] = {"candidate": classification_metrics(y, candidate)}
     if live is not None:
         result["live"] = classification_metrics(y, live)
-    if len(y) < policy.min_slice_size:
+    if len(y) < max(min_rows, 1):
         result["sufficient"] = False
         return result
     rng = np.random.default_rng(seed)
@@ -158,7 +162,7 @@ def evaluate_frame(
         for i, group in enumerate(sorted(keys.unique())):
             mask = (keys == group).to_numpy()
             groups[group] = assess(
-                y[mask], candidate[mask], None if live is None else live[mask], policy, i + 1
+                y[mask], candidate[mask], None if live is None else live[mask], policy, i + 1, policy.min_slice_size
             )
         report["slices"][name] = groups
     return report

@@ -59,7 +59,8 @@ def parse_partition(text: str, schema: Schema, ds: date) -> tuple[pd.DataFrame, 
     label = schema.label.name
     rows: list[dict[str, Any]] = []
     bad: list[list[Any]] = []
-    for line, fields in enumerate(reader, start=2):
+    for fields in reader:
+        line = reader.line_num  # physical line: a quoted field may span several
         if not fields:
             continue
         reason, record = _parse_row(fields, len(header), position, schema)

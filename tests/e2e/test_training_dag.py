@@ -1,0 +1,177 @@
+"""The whole training DAG through `dag.test()` on a few days of real Adult data in tmp_path."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import pendulum
+import pytest
+from conftest import REPO, SMALL, write_config
+
+from pipelines import artifacts, deploy
+from pipelines.config import load_config
+from pipelines.data import write_partitions
+
+D1, D2, D3 = date(2026, 1, 3), date(2026, 1, 4), date(2026, 1, 5)
+STAGES = ["ingest", "drift", "validate", "transform", "train", "evaluate", "gate"]
+
+
+@pytest.fixture(scope="module")
+def dag(airflow_db):
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(REPO / "dags")).dags["training_pipeline"]
+
+
+def run(dag, config_path: Path, ds: date, **conf):
+    dagrun = dag.test(
+        logical_date=pendulum.datetime(ds.year, ds.month, ds.day, tz="UTC"),
+        run_conf={"config": str(config_path), **conf},
+    )
+    states = {ti.task_id: ti.state for ti in dagrun.get_task_instances()}
+    return dagrun, states
+
+
+def report(config, ds: date, stage: str, name: str) -> dict:
+    return json.loads((artifacts.stage_dir(config.artifact_root, ds, stage) / name).read_text())
+
+
+def stage_meta(config, ds: date) -> dict[str, dict]:
+    return {s: artifacts.read_metadata(artifacts.stage_dir(config.artifact_root, ds, s)) for s in STAGES}
+
+
+def test_first_run_promotes_to_blue_second_is_gated_against_it_and_reruns_are_identical(
+    dag, tmp_path, adult_frame
+):
+    config_path = write_config(tmp_path, SMALL)
+    config = load_config(config_path)
+    write_partitions(adult_frame, config, date(2026, 1, 1), rows_per_day=800, days=5)
+
+    # D1: nothing is live yet, so no drift reference, and the candidate becomes blue.
+    dagrun, states = run(dag, config_path, D1)
+    assert dagrun.state == "success", states
+    assert states["promote_blue_green"] == "success"
+    assert states["hold_candidate"] == states["trigger_retrain"] == "skipped"
+    meta = stage_meta(config, D1)
+    for stage, record in meta.items():
+        assert record["ds"] == D1.isoformat() and record["run_id"] == dagrun.run_id, stage
+        assert record["config_hash"] == config.fingerprint and len(record["fingerprint"]) == 64, stage
+    assert meta["ingest"]["rows"] + meta["ingest"]["quarantined"] == 3 * 800
+    assert [p["ds"] for p in meta["ingest"]["partitions"]] == ["2026-01-01", "2026-01-02", "2026-01-03"]
+    assert meta["transform"]["train_rows"] + meta["transform"]["test_rows"] == meta["ingest"]["rows"]
+    assert meta["transform"]["inputs"]["snapshot"]["fingerprint"] == meta["ingest"]["fingerprint"]
+    run1 = artifacts.run_dir(config.artifact_root, D1)
+    assert json.loads((run1 / "drift" / "drift.json").read_text())["verdict"] == "no_reference"
+    assert (run1 / "validate" / "data_docs" / "index.html").exists()
+    assert (run1 / "transform" / "tft" / "transform_fn" / "saved_model.pb").exists()
+    assert (run1 / "train" / "model" / "saved_model.pb").exists()
+    evaluation = json.loads((run1 / "evaluate" / "evaluation.json").read_text())
+    assert "live" not in evaluation["overall"] and evaluation["overall"]["candidate"]["roc_auc"] > 0.8
+    assert set(evaluation["slices"]) == {"sex", "race", "age", "sex x race"}
+    decision = json.loads((run1 / "gate" / "decision.json").read_text())
+    assert decision["action"] == "PROMOTE"
+
+    state = deploy.read_state(config)
+    assert state["live"] == "blue" and state["slots"]["green"] is None
+    blue = state["slots"]["blue"]
+    assert blue["ds"] == D1.isoformat() and Path(blue["model_uri"], "saved_model.pb").exists()
+
+    import mlflow
+
+    mlflow.set_tracking_uri(config.tracking_uri)
+    mlflow_run = mlflow.get_run(meta["train"]["mlflow_run_id"])
+    assert mlflow_run.data.params["epochs"] == "3"
+    assert mlflow_run.data.tags["decision"] == "PROMOTE" and mlflow_run.data.tags["ds"] == D1.isoformat()
+    candidate_auc = evaluation["overall"]["candidate"]["roc_auc"]
+    assert mlflow_run.data.metrics["test_roc_auc"] == pytest.approx(candidate_auc)
+    logged = {a.path for a in mlflow.MlflowClient().list_artifacts(mlflow_run.info.run_id, "model")}
+    assert "model/saved_model.pb" in logged
+
+    # D2: drift is measured against blue's training rows, and the candidate is gated against blue.
+    dagrun2, states2 = run(dag, config_path, D2)
+    assert dagrun2.state == "success", states2
+    run2 = artifacts.run_dir(config.artifact_root, D2)
+    drift = json.loads((run2 / "drift" / "drift.json").read_text())
+    assert drift["verdict"] in ("stable", "drift") and drift["reference"]["version"] == blue["version"]
+    evaluation2 = json.loads((run2 / "evaluate" / "evaluation.json").read_text())
+    assert evaluation2["live_version"] == blue["version"]
+    assert "difference" in evaluation2["overall"]
+    decision2 = json.loads((run2 / "gate" / "decision.json").read_text())
+    state2 = deploy.read_state(config)
+    if decision2["action"] == "PROMOTE":
+        assert states2["promote_blue_green"] == "success" and states2["hold_candidate"] == "skipped"
+        assert state2["live"] == "green" and state2["slots"]["blue"] == blue  # rollback target kept
+    else:
+        assert decision2["action"] == "HOLD" and states2["hold_candidate"] == "success"
+        assert state2 == state
+
+    # Re-running D2 replaces D2's artifacts with identical data.
+    first = stage_meta(config, D2)
+    dagrun3, _ = run(dag, config_path, D2)
+    assert dagrun3.state == "success"
+    again = stage_meta(config, D2)
+    assert again["ingest"]["fingerprint"] == first["ingest"]["fingerprint"]
+    assert again["transform"]["split_fingerprints"] == first["transform"]["split_fingerprints"]
+    assert again["validate"]["fingerprint"] == first["validate"]["fingerprint"]
+    assert again["ingest"]["run_id"] == dagrun3.run_id != first["ingest"]["run_id"]
+    assert not list(run2.glob(".*")), "no temporary folders left behind"
+
+
+def test_failed_validation_blocks_the_run_and_keeps_the_live_model(dag, tmp_path, adult_frame):
+    config_path = write_config(tmp_path, SMALL)
+    config = load_config(config_path)
+    # D3's partition is shifted far out of the declared age range (17..90).
+    write_partitions(adult_frame, config, date(2026, 1, 1), rows_per_day=800, days=5)
+    partition = config.data.root / f"ds={D3.isoformat()}" / "part-0.csv"
+    lines = partition.read_text().splitlines()
+    header = lines[0].split(",")
+    rows = [line.split(",") for line in lines[1:]]
+    for row in rows:
+        row[header.index("age")] = str(float(row[header.index("age")]) + 100)
+    partition.write_text("\n".join([lines[0], *(",".join(r) for r in rows)]) + "\n")
+
+    dagrun, states = run(dag, config_path, D3)
+    assert dagrun.state == "failed"
+    assert states["ingest_window"] == "success" and states["validate_snapshot"] == "failed"
+    assert states["transform_features"] == states["promote_blue_green"] == "upstream_failed"
+    result = report(config, D3, "validate", "validation.json")
+    failed = {(c["column"], c["expectation"]) for c in result["failed"]}
+    assert ("age", "expect_column_values_to_be_between") in failed
+    assert not artifacts.stage_dir(config.artifact_root, D3, "train").exists()
+    assert deploy.read_state(config)["live"] is None
+
+
+def test_failed_candidate_triggers_a_bounded_retrain(dag, tmp_path, adult_frame):
+    # Floors no model can reach: attempt 1 must ask for a retrain, as a new run for the same D.
+    overrides = {
+        **SMALL,
+        "thresholds": {
+            **SMALL["thresholds"],
+            "gate": {**SMALL["thresholds"]["gate"], "floors": {"accuracy": 0.999}, "max_retrains": 1},
+        },
+    }
+    config_path = write_config(tmp_path, overrides)
+    config = load_config(config_path)
+    write_partitions(adult_frame, config, date(2026, 1, 1), rows_per_day=800, days=3)
+
+    dagrun, states = run(dag, config_path, D1)
+    assert dagrun.state == "success"
+    assert states["trigger_retrain"] == "success" and states["promote_blue_green"] == "skipped"
+    decision = report(config, D1, "gate", "decision.json")
+    assert decision["action"] == "RETRAIN" and decision["attempt"] == 1
+
+    from airflow.models.dagrun import DagRun
+
+    triggered = [r for r in DagRun.find(dag_id="training_pipeline") if (r.conf or {}).get("attempt") == 2]
+    assert len(triggered) == 1
+    assert triggered[0].conf["date"] == D1.isoformat() and triggered[0].conf["config"] == str(config_path)
+
+    # The retrain run itself (attempt 2) is the last allowed one: it holds instead of looping.
+    retrain, states2 = run(dag, config_path, date(2026, 1, 9), **{"date": D1.isoformat(), "attempt": 2})
+    assert retrain.state == "success" and states2["hold_candidate"] == "success"
+    decision2 = report(config, D1, "gate", "decision.json")
+    assert decision2["action"] == "HOLD" and decision2["attempt"] == 2
+    assert any("no retrains left" in r for r in decision2["reasons"])
+    assert deploy.read_state(config)["live"] is None

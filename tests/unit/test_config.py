@@ -1,0 +1,208 @@
+"""Loading and validating the YAML config: paths, error messages naming the key, the fingerprint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import ADULT_CONFIG, REPO, write_config
+
+from pipelines.config import ConfigError, load_config
+
+
+def adult_raw() -> dict[str, Any]:
+    return yaml.safe_load(ADULT_CONFIG.read_text())
+
+
+def dump(directory: Path, raw: dict[str, Any], name: str = "config.yaml") -> Path:
+    path = directory / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def config_error(path: Path) -> str:
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(path)
+    return str(excinfo.value)
+
+
+def test_adult_config_loads():
+    config = load_config(ADULT_CONFIG)
+
+    assert config.name == "adult-income"
+    assert config.data.root == (REPO / ".data" / "adult" / "partitions").resolve()
+    assert config.artifact_root == (REPO / ".artifacts" / "adult").resolve()
+    assert config.data_schema.label.name == "income"
+    assert config.data_schema.label.positive == ">50K"
+    assert config.data_schema.numeric == [
+        "age",
+        "education_num",
+        "capital_gain",
+        "capital_loss",
+        "hours_per_week",
+    ]
+    assert "sex" in config.data_schema.categorical
+    assert config.data_schema.columns[-1] == "income"
+    assert config.slices == [["sex"], ["race"], ["age"], ["sex", "race"]]
+    assert config.thresholds.gate.floors == {"accuracy": 0.78, "roc_auc": 0.85}
+    assert config.tracking_uri == f"sqlite:///{config.artifact_root / 'mlflow.db'}"
+
+
+def test_relative_paths_resolve_against_the_yaml_folder_not_the_cwd(tmp_path, monkeypatch):
+    raw = adult_raw()
+    raw["data"]["root"] = "data/partitions"
+    raw["artifact_root"] = "../artifacts"
+    path = dump(tmp_path / "configs", raw)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+
+    config = load_config(Path("..") / "configs" / "config.yaml")
+
+    assert config.data.root == (tmp_path / "configs" / "data" / "partitions").resolve()
+    assert config.artifact_root == (tmp_path / "artifacts").resolve()
+    assert config == load_config(path)
+
+
+def test_absolute_paths_are_kept(tmp_path):
+    config = load_config(write_config(tmp_path))
+
+    assert config.data.root == tmp_path / "partitions"
+    assert config.artifact_root == tmp_path / "artifacts"
+
+
+def test_unknown_key_is_named_with_its_dotted_path(tmp_path):
+    raw = adult_raw()
+    raw["thresholds"]["gate"]["florrs"] = raw["thresholds"]["gate"].pop("floors")
+
+    message = config_error(dump(tmp_path, raw))
+
+    assert "thresholds.gate.florrs" in message
+    assert "thresholds.gate.floors" in message  # and the key it replaced is now missing
+
+
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [("training", "epochs"), ("data", "window_days"), ("thresholds", "drift"), ("mlflow", "experiment")],
+)
+def test_missing_required_key_is_named(tmp_path, section, key):
+    raw = adult_raw()
+    del raw[section][key]
+
+    message = config_error(dump(tmp_path, raw))
+
+    assert f"{section}.{key}" in message
+    assert "Field required" in message
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        ({"training": {"epochs": "many"}}, "training.epochs"),
+        ({"training": {"hidden_units": "64"}}, "training.hidden_units"),
+        ({"data": {"test_fraction": 1.5}}, "data.test_fraction"),
+        ({"thresholds": {"gate": {"primary_metric": "mse"}}}, "thresholds.gate.primary_metric"),
+        ({"thresholds": {"drift": {"bins": 1}}}, "thresholds.drift.bins"),
+    ],
+)
+def test_wrong_type_or_value_is_named(tmp_path, overrides, key):
+    message = config_error(write_config(tmp_path, overrides))
+
+    assert key in message
+
+
+def test_slice_naming_an_unknown_feature_is_rejected(tmp_path):
+    message = config_error(write_config(tmp_path, {"slices": [["sex"], ["gender"]]}))
+
+    assert "slices" in message
+    assert "gender" in message
+
+
+def test_protected_attribute_naming_an_unknown_feature_is_rejected(tmp_path):
+    message = config_error(write_config(tmp_path, {"protected_attributes": ["sex", "religion"]}))
+
+    assert "protected_attributes" in message
+    assert "religion" in message
+
+
+def test_numeric_slice_feature_needs_slice_bins(tmp_path):
+    message = config_error(write_config(tmp_path, {"slices": [["hours_per_week"]]}))
+
+    assert "hours_per_week" in message
+    assert "slice_bins" in message
+
+
+def test_partition_pattern_must_contain_the_date(tmp_path):
+    message = config_error(write_config(tmp_path, {"data": {"partition_pattern": "part-0.csv"}}))
+
+    assert "data.partition_pattern" in message
+    assert "{date}" in message
+
+
+def test_feature_min_above_max_is_rejected(tmp_path):
+    raw = adult_raw()
+    raw["schema"]["features"][1] = {"name": "education_num", "kind": "numeric", "min": 16, "max": 1}
+
+    message = config_error(dump(tmp_path, raw))
+
+    assert "schema.features.1" in message
+    assert "education_num" in message
+    assert "min 16.0 > max 1.0" in message
+
+
+def test_categorical_feature_with_numeric_range_is_rejected(tmp_path):
+    raw = adult_raw()
+    sex = next(f for f in raw["schema"]["features"] if f["name"] == "sex")
+    sex["min"] = 0
+
+    message = config_error(dump(tmp_path, raw))
+
+    assert "'sex'" in message
+    assert "numeric features only" in message
+
+
+def test_duplicate_column_is_rejected(tmp_path):
+    raw = adult_raw()
+    raw["schema"]["features"].append({"name": "income", "kind": "categorical"})
+
+    assert "duplicate column names: ['income']" in config_error(dump(tmp_path, raw))
+
+
+def test_missing_file_is_a_config_error(tmp_path):
+    missing = tmp_path / "nope.yaml"
+
+    message = config_error(missing)
+
+    assert "not found" in message
+    assert str(missing) in message
+
+
+@pytest.mark.parametrize(
+    "text", ["name: [unclosed\n", "- just\n- a list\n"], ids=["not-yaml", "not-a-mapping"]
+)
+def test_malformed_file_is_a_config_error(tmp_path, text):
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+
+    assert str(path) in config_error(path)
+
+
+def test_fingerprint_is_stable_and_changes_with_a_threshold(tmp_path):
+    (tmp_path / "a").mkdir()
+    base = load_config(write_config(tmp_path / "a"))
+    same = load_config(write_config(tmp_path / "a"))
+    changed = load_config(write_config(tmp_path / "a", {"thresholds": {"drift": {"psi": 0.25}}}))
+
+    assert len(base.fingerprint) == 16
+    assert base.fingerprint == same.fingerprint
+    assert changed.fingerprint != base.fingerprint
+
+
+def test_config_is_frozen():
+    config = load_config(ADULT_CONFIG)
+
+    with pytest.raises(ValueError):
+        config.training.epochs = 1  # type: ignore[misc]

@@ -1,0 +1,223 @@
+"""Evaluation maths: point metrics against scikit-learn, bootstrap intervals, paired differences, slices."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import ADULT_CONFIG
+from sklearn import metrics as skm
+
+from pipelines.config import METRICS, load_config
+from pipelines.evaluate import assess, classification_metrics, evaluate_frame, slice_keys
+
+CONFIG = load_config(ADULT_CONFIG)
+SCHEMA = CONFIG.data_schema
+POLICY = CONFIG.thresholds.gate.model_copy(update={"bootstrap_samples": 200})
+
+
+def scores(n: int, seed: int, skill: float = 0.3, rate: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and probabilities that separate the classes by ``skill`` (0: noise)."""
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < rate).astype(int)
+    p = np.clip(rng.random(n) * (1 - skill) + skill * y, 0, 1)
+    return y, p
+
+
+@pytest.mark.parametrize(("seed", "decimals"), [(0, None), (1, None), (2, 1), (3, 2)])
+def test_classification_metrics_match_sklearn(seed, decimals):
+    y, p = scores(500, seed)
+    if decimals is not None:
+        p = np.round(p, decimals)  # many tied scores
+    pred = (p >= 0.5).astype(int)
+
+    result = classification_metrics(y, p)
+
+    assert result["accuracy"] == pytest.approx(skm.accuracy_score(y, pred), abs=1e-6)
+    assert result["precision"] == pytest.approx(skm.precision_score(y, pred), abs=1e-6)
+    assert result["recall"] == pytest.approx(skm.recall_score(y, pred), abs=1e-6)
+    assert result["f1"] == pytest.approx(skm.f1_score(y, pred), abs=1e-6)
+    assert result["roc_auc"] == pytest.approx(skm.roc_auc_score(y, p), abs=1e-6)
+    assert result["confusion_matrix"] == skm.confusion_matrix(y, pred, labels=[0, 1]).tolist()
+    assert result["n"] == 500
+    assert result["positives"] == int(y.sum())
+
+
+def test_threshold_is_inclusive_at_one_half():
+    result = classification_metrics(np.array([1, 0]), np.array([0.5, 0.49]))
+
+    assert result["confusion_matrix"] == [[1, 0], [0, 1]]
+    assert result["accuracy"] == 1.0
+
+
+def test_undefined_metrics_are_none_and_empty_predictions_score_zero():
+    y = np.zeros(20, dtype=int)
+    p = np.linspace(0, 0.4, 20)
+
+    result = classification_metrics(y, p)
+
+    assert result["roc_auc"] is None  # one class only
+    assert result["recall"] is None  # no positives
+    assert result["precision"] == 0.0  # no positive predictions
+    assert result["accuracy"] == 1.0
+
+
+def test_bootstrap_intervals_contain_the_point_estimate():
+    y, p = scores(1000, 4)
+
+    result = assess(y, p, None, POLICY)
+
+    assert result["sufficient"] is True
+    assert "live" not in result and "difference" not in result
+    for metric in METRICS:
+        low, high = result["candidate"]["ci"][metric]
+        assert low <= result["candidate"][metric] <= high
+        assert low < high
+
+
+def test_bootstrap_intervals_narrow_with_more_rows():
+    def width(n: int) -> float:
+        y, p = scores(n, 5)
+        low, high = assess(y, p, None, POLICY)["candidate"]["ci"]["roc_auc"]
+        return high - low
+
+    # The width shrinks like 1/sqrt(n): 16x the rows gives about a quarter of the width.
+    assert width(6400) < width(400) / 2
+
+
+def test_assess_is_deterministic_for_a_seed():
+    y, p = scores(500, 6)
+
+    assert assess(y, p, None, POLICY, seed=3) == assess(y, p, None, POLICY, seed=3)
+    assert assess(y, p, None, POLICY, seed=3) != assess(y, p, None, POLICY, seed=4)
+
+
+def test_paired_difference_is_positive_when_the_candidate_is_much_better():
+    y, good = scores(1000, 7, skill=0.6)
+    live = np.random.default_rng(8).random(1000)
+
+    result = assess(y, good, live, POLICY)
+
+    diff = result["difference"]["roc_auc"]
+    expected = result["candidate"]["roc_auc"] - result["live"]["roc_auc"]
+    assert diff["point"] == pytest.approx(expected, abs=1e-6)
+    assert diff["point"] > 0.3
+    assert diff["ci"][0] > 0.2
+    assert diff["ci"][0] <= diff["point"] <= diff["ci"][1]
+    assert result["live"]["ci"]["roc_auc"][1] < result["candidate"]["ci"]["roc_auc"][0]
+
+
+def test_paired_difference_of_identical_models_is_exactly_zero():
+    y, p = scores(500, 9)
+
+    result = assess(y, p, p.copy(), POLICY)
+
+    # Same resamples for both models: every bootstrap difference is 0, unlike two independent intervals.
+    for metric in METRICS:
+        assert result["difference"][metric] == {"point": 0.0, "ci": [0.0, 0.0]}
+
+
+def test_small_groups_are_insufficient_without_intervals():
+    y, p = scores(POLICY.min_slice_size - 1, 10)
+
+    result = assess(y, p, p, POLICY, min_rows=POLICY.min_slice_size)
+
+    assert result["sufficient"] is False
+    assert "ci" not in result["candidate"]
+    assert "difference" not in result
+    assert result["candidate"]["n"] == POLICY.min_slice_size - 1
+    assert result["live"]["accuracy"] == result["candidate"]["accuracy"]
+
+
+def test_slice_keys_bins_numerics_by_slice_bins():
+    df = pd.DataFrame({"age": [17, 29.9, 30, 44, 45, 59.5, 60, 90, np.nan]})
+
+    keys = slice_keys(df, ["age"], SCHEMA)
+
+    assert keys.tolist() == [
+        "age=<30",
+        "age=<30",
+        "age=30-45",
+        "age=30-45",
+        "age=45-60",
+        "age=45-60",
+        "age=>=60",
+        "age=>=60",
+        "age=missing",
+    ]
+
+
+def test_slice_keys_combines_features():
+    df = pd.DataFrame(
+        {"sex": ["Female", "Male", None], "race": ["White", "Black", "White"]}, index=[10, 11, 12]
+    )
+
+    keys = slice_keys(df, ["sex", "race"], SCHEMA)
+
+    assert keys.tolist() == ["sex=Female, race=White", "sex=Male, race=Black", "sex=missing, race=White"]
+    assert keys.index.tolist() == [10, 11, 12]
+
+
+@pytest.fixture(scope="module")
+def scored_rows():
+    """600 scored test rows: 540 men, 60 women (below min_slice_size), ages across every bin."""
+    rng = np.random.default_rng(11)
+    n = 600
+    y = (rng.random(n) < 0.25).astype(int)
+    frame = pd.DataFrame(
+        {
+            "age": rng.integers(17, 91, n).astype(float),
+            "sex": np.where(np.arange(n) < 60, "Female", "Male"),
+            "race": rng.choice(["White", "Black"], n, p=[0.8, 0.2]),
+            "income": np.where(y == 1, ">50K", "<=50K"),
+        }
+    )
+    candidate = np.clip(rng.random(n) * 0.6 + 0.4 * y, 0, 1)
+    live = np.clip(rng.random(n) * 0.8 + 0.2 * y, 0, 1)
+    return frame, y, candidate, live
+
+
+def test_evaluate_frame_reports_overall_baseline_and_slices(scored_rows):
+    frame, y, candidate, live = scored_rows
+
+    report = evaluate_frame(frame, candidate, live, CONFIG, train_positive_rate=0.24)
+
+    assert report["test_rows"] == 600
+    assert report["baseline"]["accuracy"] == pytest.approx(1 - y.mean(), abs=1e-6)  # majority: negative
+    assert report["overall"]["candidate"]["positives"] == int(y.sum())
+    assert report["overall"]["difference"]["roc_auc"]["point"] > 0
+    assert list(report["slices"]) == ["sex", "race", "age", "sex x race"]
+    assert sorted(report["slices"]["sex"]) == ["sex=Female", "sex=Male"]
+    assert sorted(report["slices"]["age"]) == ["age=30-45", "age=45-60", "age=<30", "age=>=60"]
+    female = report["slices"]["sex"]["sex=Female"]
+    assert female["sufficient"] is False
+    assert female["candidate"]["n"] == 60
+    assert "ci" not in female["candidate"]
+    male = report["slices"]["sex"]["sex=Male"]
+    assert male["sufficient"] is True
+    assert male["candidate"]["n"] == 540
+    assert "roc_auc" in male["difference"]
+    combined = report["slices"]["sex x race"]
+    assert sum(g["candidate"]["n"] for g in combined.values()) == 600
+    assert all(key.startswith(("sex=Female, race=", "sex=Male, race=")) for key in combined)
+
+
+def test_evaluate_frame_baseline_follows_the_training_majority(scored_rows):
+    frame, y, candidate, _ = scored_rows
+
+    report = evaluate_frame(frame, candidate, None, CONFIG, train_positive_rate=0.7)
+
+    assert report["baseline"]["accuracy"] == pytest.approx(y.mean(), abs=1e-6)  # majority: positive
+    assert "live" not in report["overall"]
+    assert all("difference" not in g for groups in report["slices"].values() for g in groups.values())
+
+
+def test_overall_gets_intervals_even_below_the_slice_minimum():
+    # The overall comparison with the live model must not vanish when the test set is small: the
+    # gate's own min_test_rows check is what judges whether the evidence suffices.
+    y, p = scores(POLICY.min_slice_size - 1, 11)
+
+    result = assess(y, p, 1 - p, POLICY)
+
+    assert result["sufficient"] is True
+    assert result["difference"][POLICY.primary_metric]["point"] > 0

@@ -1,0 +1,243 @@
+"""The gate's pure decision: PROMOTE / HOLD / RETRAIN from an evaluation report and the policy."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from conftest import ADULT_CONFIG
+
+from pipelines.config import load_config
+from pipelines.gate import HOLD, PROMOTE, RETRAIN, Check, Decision, decide
+
+# floors accuracy 0.78 / roc_auc 0.85, primary roc_auc, max_regression 0.01, max_slice_regression 0.05,
+# min_slice_size 100, min_test_rows 400, max_retrains 1.
+POLICY = load_config(ADULT_CONFIG).thresholds.gate
+
+
+def group(n: int = 500, diff: float = 0.0) -> dict[str, Any]:
+    """One slice group as `assess` reports it: sufficient ones carry a paired difference."""
+    if n < POLICY.min_slice_size:
+        return {"sufficient": False, "candidate": {"n": n}}
+    return {
+        "sufficient": True,
+        "candidate": {"n": n},
+        "difference": {"roc_auc": {"point": diff, "ci": [diff - 0.03, diff + 0.03]}},
+    }
+
+
+def evaluation(
+    *,
+    rows: int = 2000,
+    accuracy: float = 0.85,
+    roc_auc: float = 0.90,
+    accuracy_low: float = 0.83,
+    baseline: float = 0.76,
+    diff_ci: tuple[float, float] | None = None,
+    slices: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """An `evaluate_frame`-shaped report; ``diff_ci`` (candidate - live on roc_auc) means a live model."""
+    overall: dict[str, Any] = {
+        "sufficient": True,
+        "candidate": {
+            "accuracy": accuracy,
+            "roc_auc": roc_auc,
+            "n": rows,
+            "ci": {"accuracy": [accuracy_low, accuracy + 0.02], "roc_auc": [roc_auc - 0.02, roc_auc + 0.02]},
+        },
+    }
+    if diff_ci is not None:
+        overall["live"] = {"accuracy": 0.84, "roc_auc": 0.89, "n": rows}
+        overall["difference"] = {
+            "accuracy": {"point": 0.0, "ci": [-0.01, 0.01]},
+            "roc_auc": {"point": sum(diff_ci) / 2, "ci": list(diff_ci)},
+        }
+    return {
+        "test_rows": rows,
+        "baseline": {"accuracy": baseline, "roc_auc": 0.5},
+        "overall": overall,
+        "slices": slices or {},
+    }
+
+
+CASES = [
+    pytest.param(evaluation(), {}, PROMOTE, "first model", id="first-model-passes"),
+    pytest.param(evaluation(roc_auc=0.80), {}, RETRAIN, "floor roc_auc failed", id="below-floor-attempt-1"),
+    pytest.param(
+        evaluation(roc_auc=0.80), {"attempt": 2}, HOLD, "no retrains left", id="below-floor-attempt-2"
+    ),
+    pytest.param(
+        evaluation(accuracy=0.79, accuracy_low=0.75),
+        {},
+        RETRAIN,
+        "beats baseline failed",
+        id="not-above-baseline",
+    ),
+    pytest.param(evaluation(diff_ci=(-0.005, 0.03)), {}, PROMOTE, "all checks passed", id="non-inferior"),
+    pytest.param(
+        evaluation(diff_ci=(-0.03, 0.01)), {}, HOLD, "non-inferior roc_auc failed", id="inferior-to-live"
+    ),
+    pytest.param(
+        evaluation(
+            diff_ci=(0.0, 0.02), slices={"sex": {"sex=Female": group(300, -0.08), "sex=Male": group()}}
+        ),
+        {},
+        HOLD,
+        "slice sex=Female failed",
+        id="sufficient-slice-regresses",
+    ),
+    pytest.param(
+        evaluation(diff_ci=(0.0, 0.02), slices={"sex": {"sex=Female": group(300, -0.04)}}),
+        {},
+        PROMOTE,
+        "all checks passed",
+        id="slice-within-tolerance",
+    ),
+    pytest.param(
+        evaluation(diff_ci=(0.0, 0.02), slices={"race": {"race=Other": group(30)}}),
+        {},
+        PROMOTE,
+        "all checks passed",
+        id="insufficient-slice-not-gated",
+    ),
+    pytest.param(evaluation(rows=150), {}, HOLD, "insufficient evidence: 150 test rows", id="too-few-rows"),
+    pytest.param(
+        evaluation(rows=150, roc_auc=0.6), {}, HOLD, "insufficient evidence", id="evidence-before-quality"
+    ),
+    pytest.param(
+        evaluation(roc_auc=0.6, diff_ci=(-0.2, -0.1)),
+        {},
+        RETRAIN,
+        "floor roc_auc",
+        id="quality-before-comparison",
+    ),
+]
+
+
+@pytest.mark.parametrize(("report", "options", "action", "reason"), CASES)
+def test_decide(report, options, action, reason):
+    decision = decide(report, POLICY, **options)
+
+    assert decision.action == action
+    assert any(reason in r for r in decision.reasons), decision.reasons
+    assert decision.forced is False
+
+
+def test_every_check_is_recorded_with_its_kind():
+    slices = {"sex": {"sex=Female": group(300, -0.01)}}
+
+    decision = decide(evaluation(diff_ci=(0.0, 0.02), slices=slices), POLICY)
+
+    assert [(c.name, c.kind, c.passed) for c in decision.checks] == [
+        ("min_test_rows", "evidence", True),
+        ("floor accuracy", "quality", True),
+        ("floor roc_auc", "quality", True),
+        ("beats baseline", "quality", True),
+        ("non-inferior roc_auc", "comparison", True),
+        ("slice sex=Female", "comparison", True),
+    ]
+
+
+def test_no_live_model_is_a_note():
+    decision = decide(evaluation(), POLICY)
+
+    assert decision.notes == ["no live model: nothing to compare against"]
+    assert not any(c.kind == "comparison" for c in decision.checks)
+
+
+def test_insufficient_slice_is_only_a_note():
+    slices = {"race": {"race=Other": group(30)}}
+
+    decision = decide(evaluation(diff_ci=(0.0, 0.02), slices=slices), POLICY)
+
+    assert decision.action == PROMOTE
+    assert not any(c.name.startswith("slice") for c in decision.checks)
+    assert len(decision.notes) == 1
+    assert "race=Other" in decision.notes[0] and "30 rows" in decision.notes[0]
+
+
+def test_missing_metric_fails_its_floor():
+    report = evaluation()
+    del report["overall"]["candidate"]["roc_auc"]
+
+    decision = decide(report, POLICY)
+
+    assert decision.action == RETRAIN
+    assert any("roc_auc n/a" in r for r in decision.reasons)
+
+
+def test_force_turns_hold_into_a_forced_promote_and_keeps_the_reasons():
+    report = evaluation(diff_ci=(-0.03, 0.01))
+    held = decide(report, POLICY)
+
+    forced = decide(report, POLICY, force=True)
+
+    assert held.action == HOLD
+    assert forced.action == PROMOTE
+    assert forced.forced is True
+    assert "HOLD" in forced.reasons[0] and "forced" in forced.reasons[0]
+    assert forced.reasons[1:] == held.reasons
+    assert forced.checks == held.checks
+
+
+def test_force_on_a_retrain_also_promotes():
+    decision = decide(evaluation(roc_auc=0.8), POLICY, force=True)
+
+    assert (decision.action, decision.forced) == (PROMOTE, True)
+    assert "RETRAIN" in decision.reasons[0]
+
+
+def test_force_on_a_passing_candidate_is_not_marked_forced():
+    decision = decide(evaluation(), POLICY, force=True)
+
+    assert (decision.action, decision.forced) == (PROMOTE, False)
+
+
+@pytest.mark.parametrize(
+    ("drift", "noted"),
+    [
+        ({"verdict": "drift", "drifted_features": ["age"]}, True),
+        ({"verdict": "stable", "drifted_features": []}, False),
+        ({"verdict": "no_reference", "drifted_features": []}, False),
+        (None, False),
+    ],
+)
+def test_drift_adds_a_note_but_does_not_change_the_action(drift, noted):
+    decision = decide(evaluation(diff_ci=(0.0, 0.02)), POLICY, drift=drift)
+
+    drift_notes = [n for n in decision.notes if "drift" in n]
+    assert decision.action == PROMOTE
+    assert bool(drift_notes) is noted
+    if noted:
+        assert "['age']" in drift_notes[0]
+
+
+def test_decision_round_trips_through_a_dict_and_json():
+    decision = Decision(
+        HOLD,
+        ["non-inferior roc_auc failed: ..."],
+        [
+            Check("min_test_rows", True, "2000 test rows", "evidence"),
+            Check("floor f1", False, "f1 0.1", "quality"),
+        ],
+        ["a note"],
+        forced=False,
+    )
+
+    data = decision.to_dict()
+
+    assert data["checks"][1] == {"name": "floor f1", "passed": False, "detail": "f1 0.1", "kind": "quality"}
+    assert Decision.from_dict(data) == decision
+    assert Decision.from_dict(json.loads(json.dumps(data))) == decision
+
+
+def test_decide_output_round_trips():
+    decision = decide(
+        evaluation(diff_ci=(-0.03, 0.01)),
+        POLICY,
+        force=True,
+        drift={"verdict": "drift", "drifted_features": ["age"]},
+    )
+
+    assert Decision.from_dict(json.loads(json.dumps(decision.to_dict()))) == decision
