@@ -161,9 +161,8 @@ def evaluate_frame(
         groups = {}
         for i, group in enumerate(sorted(keys.unique())):
             mask = (keys == group).to_numpy()
-            groups[group] = assess(
-                y[mask], candidate[mask], None if live is None else live[mask], policy, i + 1, policy.min_slice_size
-            )
+            live_part = None if live is None else live[mask]
+            groups[group] = assess(y[mask], candidate[mask], live_part, policy, i + 1, policy.min_slice_size)
         report["slices"][name] = groups
     return report
 

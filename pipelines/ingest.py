@@ -1,9 +1,10 @@
 """Ingest: the partitions of the window ending at D, parsed with the declared schema, as one snapshot.
 
-Malformed rows (wrong field count, a non-number in a numeric column, no label) never reach the
-snapshot: they are written with their line number and reason to ``quarantine.csv`` and counted. A
-partition whose header lacks a declared column keeps its rows with that column empty (and says so in
-the metadata), so validation can name the column instead of the ingest guessing.
+Malformed rows (wrong field count, a non-number in a numeric column, no label, bytes that are not
+UTF-8) never reach the snapshot: they are written with their line number and reason to
+``quarantine.csv`` and counted. A partition whose header lacks a declared column keeps its rows with
+that column empty (and says so in the metadata), so validation can name the column instead of the
+ingest guessing.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ QUARANTINE = "quarantine.csv"
 SOURCE_DS = "_source_ds"
 SOURCE_ROW = "_source_row"
 QUARANTINE_COLUMNS = ["ds", "line", "reason", "raw"]
+_UNDECODABLE = "\ufffd"  # what bytes that are not UTF-8 decode to
 
 
 class IngestError(PipelineError):
@@ -80,6 +82,8 @@ def _parse_row(
 ) -> tuple[str | None, dict[str, Any]]:
     if len(fields) != width:
         return f"expected {width} fields, got {len(fields)}", {}
+    if any(_UNDECODABLE in f for f in fields):
+        return "not valid UTF-8", {}
     record: dict[str, Any] = {}
     for feature in schema.features:
         raw = fields[position[feature.name]].strip() if feature.name in position else ""
@@ -126,7 +130,7 @@ def ingest(ctx: RunContext) -> str:
             partitions.append({"ds": day.isoformat(), "path": str(path), "status": "missing"})
             continue
         content = path.read_bytes()
-        rows, bad, info = parse_partition(content.decode("utf-8"), schema, day)
+        rows, bad, info = parse_partition(content.decode("utf-8", errors="replace"), schema, day)
         frames.append(rows)
         quarantined.append(bad)
         partitions.append(

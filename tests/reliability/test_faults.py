@@ -1,0 +1,125 @@
+"""Faults and bad input: clear errors, nothing lost, the previous good state left intact."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import pytest
+from conftest import SMALL, write_config
+
+from pipelines.artifacts import read_metadata, write_json_atomic
+from pipelines.config import Beam, load_config
+from pipelines.context import RunContext
+from pipelines.data import DriftSpec, write_partitions
+from pipelines.deploy import DeployError, promote, read_state, rollback, state_path
+from pipelines.ingest import QUARANTINE, IngestError, ingest
+from pipelines.transform import transform
+from pipelines.validate import ValidationFailed, validate
+
+
+def leftovers(folder) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def test_a_crash_inside_a_stage_keeps_the_previous_output(small_adult):
+    ctx = RunContext.create(small_adult, "2026-01-03")
+    snapshot = ingest(ctx)
+    good = read_metadata(transform(ctx, snapshot))
+
+    # The same run again, but its Beam runner cannot start: it fails after writing the splits.
+    broken = ctx.config.model_copy(update={"beam": Beam(runner="NoSuchRunner")})
+    with pytest.raises(ValueError, match="NoSuchRunner"):
+        transform(RunContext.create(broken, "2026-01-03", run_id="crashing"), snapshot)
+
+    assert read_metadata(ctx.stage_dir("transform")) == good
+    assert leftovers(ctx.stage_dir("transform").parent) == []
+
+
+def test_a_failed_promotion_leaves_the_deployment_state_untouched(small_adult):
+    ctx = RunContext.create(small_adult, "2026-01-03")
+    state_path(ctx.config).parent.mkdir(parents=True)
+    before = {"live": "blue", "slots": {"blue": {"version": "v1"}, "green": None}, "history": []}
+    write_json_atomic(state_path(ctx.config), before)
+    # The candidate's folders are gone (say, a cleanup raced the run): the copy fails half-way.
+    gate = ctx.config.artifact_root / "gate"
+    write_json_atomic(gate / "decision.json", {"action": "PROMOTE", "reasons": [], "attempt": 1})
+    (ctx.config.artifact_root / "train").mkdir()
+    write_json_atomic(ctx.config.artifact_root / "train" / "metadata.json", {"fingerprint": "f" * 64})
+
+    with pytest.raises(FileNotFoundError):
+        promote(
+            ctx, str(ctx.config.artifact_root / "train"), str(ctx.config.artifact_root / "nowhere"), str(gate)
+        )
+
+    assert read_state(ctx.config) == before
+    models = state_path(ctx.config).parent / "models"
+    assert not models.exists() or list(models.iterdir()) == []
+
+
+def test_an_interrupted_state_write_keeps_the_old_state(small_adult):
+    ctx = RunContext.create(small_adult, "2026-01-03")
+    path = state_path(ctx.config)
+    write_json_atomic(path, {"live": None, "slots": {"blue": None, "green": None}, "history": []})
+
+    class Unwritable:
+        def __str__(self):
+            raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_json_atomic(path, {"live": "blue", "slots": {"blue": Unwritable()}})
+
+    assert json.loads(path.read_text())["live"] is None
+    assert leftovers(path.parent) == []
+    with pytest.raises(DeployError, match="nothing is live"):
+        rollback(ctx.config)
+
+
+def test_undecodable_and_empty_partitions_are_quarantined_or_recorded(small_adult):
+    ctx = RunContext.create(small_adult, "2026-01-03")
+    data = ctx.config.data
+    day2 = data.root / data.partition_pattern.format(date="2026-01-02")
+    day2.write_bytes(b"")  # an empty file: no header, no rows
+    day3 = data.root / data.partition_pattern.format(date="2026-01-03")
+    content = day3.read_bytes().splitlines(keepends=True)
+    content[5] = b"\xff\xfe" + content[5]  # not UTF-8
+    day3.write_bytes(b"".join(content))
+
+    meta = read_metadata(ingest(ctx))
+
+    by_day = {p["ds"]: p for p in meta["partitions"]}
+    assert by_day["2026-01-02"]["rows"] == 0 and by_day["2026-01-02"]["status"] == "read"
+    assert by_day["2026-01-03"]["quarantined"] == 1
+    quarantine = (ctx.stage_dir("ingest") / QUARANTINE).read_text()
+    assert "2026-01-03,6,not valid UTF-8" in quarantine
+
+
+def test_a_garbage_partition_fails_ingest_clearly_and_a_fixed_rerun_replaces_it(small_adult, adult_frame):
+    ctx = RunContext.create(small_adult, "2026-01-03")
+    day3 = ctx.config.data.root / ctx.config.data.partition_pattern.format(date="2026-01-03")
+    original = day3.read_bytes()
+    day3.write_text(original.decode().splitlines()[0] + "\n" + "1,2,3\n" * 300)
+
+    with pytest.raises(IngestError, match=r"300 of 1900 rows .* are malformed.*expected 15 fields, got 3"):
+        ingest(ctx)
+    assert read_metadata(ctx.stage_dir("ingest"))["quarantined"] == 300  # the evidence is kept
+
+    day3.write_bytes(original)
+    meta = read_metadata(ingest(ctx))
+    assert meta["quarantined"] == 0 and meta["rows"] == 2400
+
+
+def test_a_renamed_column_is_caught_by_validation_naming_it(tmp_path, adult_frame):
+    path = write_config(tmp_path, SMALL)
+    config = load_config(path)
+    drifts = [DriftSpec.parse("2026-01-01..2026-01-03:schema:occupation")]
+    write_partitions(adult_frame, config, date(2026, 1, 1), 800, days=3, drifts=drifts)
+    ctx = RunContext.create(path, "2026-01-03")
+
+    snapshot = ingest(ctx)
+    meta = read_metadata(snapshot)
+    assert all(p["missing_columns"] == ["occupation"] for p in meta["partitions"])
+    assert all(p["unexpected_columns"] == ["occupation_renamed"] for p in meta["partitions"])
+    with pytest.raises(ValidationFailed, match="occupation: expect_column_values_to_not_be_null failed"):
+        validate(ctx, snapshot)
+    assert not ctx.stage_dir("transform").exists()
