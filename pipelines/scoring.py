@@ -21,9 +21,7 @@ def encode_examples(df: pd.DataFrame, schema: Schema) -> list[bytes]:
     kinds = column_kinds(schema)
     kinds.pop(schema.label.name)
     table = pa.Table.from_pandas(df[list(kinds)], preserve_index=False)
-    return [
-        e for batch in to_record_batches(table, kinds) for e in example_coder.RecordBatchToExamples(batch)
-    ]
+    return [e for batch in to_record_batches(table, kinds) for e in example_coder.RecordBatchToExamples(batch)]
 
 
 def load_scorer(model_dir: str | Path) -> Any:

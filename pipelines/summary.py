@@ -36,14 +36,10 @@ def render(config: Config, ds: date) -> str:
     lines = [f"Run {ds} ({run['run_dir']})"]
     if ingest.STAGE in stages:
         m = stages[ingest.STAGE]
-        lines.append(
-            f"  ingest     {m['rows']} rows from {m['window_days']} days, {m['quarantined']} quarantined"
-        )
+        lines.append(f"  ingest     {m['rows']} rows from {m['window_days']} days, {m['quarantined']} quarantined")
     if drift.STAGE in run:
         d = run[drift.STAGE]
-        lines.append(
-            f"  drift      {d['verdict']}" + (f" in {d['drifted_features']}" if d["drifted_features"] else "")
-        )
+        lines.append(f"  drift      {d['verdict']}" + (f" in {d['drifted_features']}" if d["drifted_features"] else ""))
     if validate.STAGE in stages:
         ok = stages[validate.STAGE]["success"]
         docs = validate.read_result(run_dir(config.artifact_root, ds) / validate.STAGE)["data_docs"]
@@ -52,9 +48,7 @@ def render(config: Config, ds: date) -> str:
         overall = run[evaluate.STAGE]["overall"]
         for who in ("candidate", "live"):
             if who in overall:
-                values = ", ".join(
-                    f"{m} {overall[who][m]:.4f}" for m in KEY_METRICS if overall[who][m] is not None
-                )
+                values = ", ".join(f"{m} {overall[who][m]:.4f}" for m in KEY_METRICS if overall[who][m] is not None)
                 lines.append(f"  {who:<10} {values}")
     if train.STAGE in stages:
         lines.append(f"  mlflow     run {stages[train.STAGE]['mlflow_run_id']} ({config.tracking_uri})")

@@ -150,8 +150,7 @@ def analyze_and_transform(train_parquet: Path, out: Path, config: Config) -> Non
         )
         _ = (
             transformed
-            | "EncodeExamples"
-            >> beam.FlatMapTuple(lambda batch, _: example_coder.RecordBatchToExamples(batch))
+            | "EncodeExamples" >> beam.FlatMapTuple(lambda batch, _: example_coder.RecordBatchToExamples(batch))
             | "WriteTransformedTrain"
             >> beam.io.WriteToTFRecord(
                 str(out / TRANSFORMED / TRANSFORMED_TRAIN), file_name_suffix=".tfrecord", num_shards=1

@@ -79,9 +79,7 @@ def write_loans(root, start: date, days: int, rows: int = 400) -> None:
                 "employment": rng.choice(["salaried", "self_employed", "unemployed"], n, p=[0.6, 0.3, 0.1]),
             }
         )
-        logit = (
-            -1.5 + 1.6 * df["debt_ratio"] - 0.03 * df["income_k"] + 1.5 * (df["employment"] == "unemployed")
-        )
+        logit = -1.5 + 1.6 * df["debt_ratio"] - 0.03 * df["income_k"] + 1.5 * (df["employment"] == "unemployed")
         df["defaulted"] = np.where(rng.random(n) < 1 / (1 + np.exp(-logit)), "yes", "no")
         df.loc[rng.random(n) < 0.03, "debt_ratio"] = np.nan
         path = root / f"day={(start + timedelta(days=i)).isoformat()}" / "loans.csv"

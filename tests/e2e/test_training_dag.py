@@ -42,9 +42,7 @@ def stage_meta(config, ds: date) -> dict[str, dict]:
     return {s: artifacts.read_metadata(artifacts.stage_dir(config.artifact_root, ds, s)) for s in STAGES}
 
 
-def test_first_run_promotes_to_blue_second_is_gated_against_it_and_reruns_are_identical(
-    dag, tmp_path, adult_frame
-):
+def test_first_run_promotes_to_blue_second_is_gated_against_it_and_reruns_are_identical(dag, tmp_path, adult_frame):
     config_path = write_config(tmp_path, SMALL)
     config = load_config(config_path)
     write_partitions(adult_frame, config, date(2026, 1, 1), rows_per_day=800, days=5)

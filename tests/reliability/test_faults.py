@@ -48,9 +48,7 @@ def test_a_failed_promotion_leaves_the_deployment_state_untouched(small_adult):
     write_json_atomic(ctx.config.artifact_root / "train" / "metadata.json", {"fingerprint": "f" * 64})
 
     with pytest.raises(FileNotFoundError):
-        promote(
-            ctx, str(ctx.config.artifact_root / "train"), str(ctx.config.artifact_root / "nowhere"), str(gate)
-        )
+        promote(ctx, str(ctx.config.artifact_root / "train"), str(ctx.config.artifact_root / "nowhere"), str(gate))
 
     assert read_state(ctx.config) == before
     models = state_path(ctx.config).parent / "models"

@@ -183,9 +183,7 @@ def test_fingerprint_frame_is_content_sensitive(change):
 
 def test_write_metadata_records_inputs_and_their_fingerprints(tmp_path):
     upstream = tmp_path / "ingest"
-    write_metadata(
-        upstream, stage="ingest", ds=date(2026, 1, 3), run_id="r", config_hash="c", fingerprint="f1"
-    )
+    write_metadata(upstream, stage="ingest", ds=date(2026, 1, 3), run_id="r", config_hash="c", fingerprint="f1")
     no_metadata = tmp_path / "raw"
     no_metadata.mkdir()
 

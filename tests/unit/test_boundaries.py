@@ -36,13 +36,9 @@ def test_importing_the_runner_and_cli_loads_no_heavy_framework():
 
 
 def test_library_environment_is_set_once_and_respects_the_caller():
-    probe = (
-        "import os, pipelines; print(os.environ['TF_USE_LEGACY_KERAS'], os.environ['TF_CPP_MIN_LOG_LEVEL'])"
-    )
+    probe = "import os, pipelines; print(os.environ['TF_USE_LEGACY_KERAS'], os.environ['TF_CPP_MIN_LOG_LEVEL'])"
     env = {"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "0"}
-    result = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True
-    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True)
     assert result.stdout.split() == ["1", "0"]
     setters = [p.name for p in LIBRARY if "TF_USE_LEGACY_KERAS" in p.read_text()]
     assert setters == ["__init__.py"]

@@ -28,9 +28,7 @@ def test_data_prepare_writes_partitions_with_injected_drift(tmp_path):
                  "--drift", "2026-01-02:schema:age")  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "wrote 3 partitions" in result.stdout
-    headers = [
-        (tmp_path / f"partitions/ds=2026-01-0{d}/part-0.csv").read_text().splitlines()[0] for d in (1, 2, 3)
-    ]
+    headers = [(tmp_path / f"partitions/ds=2026-01-0{d}/part-0.csv").read_text().splitlines()[0] for d in (1, 2, 3)]
     assert "age," in headers[0] and "age_renamed" in headers[1] and "age," in headers[2]
 
 

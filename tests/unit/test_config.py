@@ -180,9 +180,7 @@ def test_missing_file_is_a_config_error(tmp_path):
     assert str(missing) in message
 
 
-@pytest.mark.parametrize(
-    "text", ["name: [unclosed\n", "- just\n- a list\n"], ids=["not-yaml", "not-a-mapping"]
-)
+@pytest.mark.parametrize("text", ["name: [unclosed\n", "- just\n- a list\n"], ids=["not-yaml", "not-a-mapping"])
 def test_malformed_file_is_a_config_error(tmp_path, text):
     path = tmp_path / "config.yaml"
     path.write_text(text)

@@ -46,9 +46,7 @@ def test_parse_adult_handles_the_file_quirks():
     assert df["age"].tolist() == ["25", "38", "28"]
     assert df["workclass"].isna().tolist() == [False, True, False]
     assert df.loc[[0, 2], "workclass"].tolist() == ["Private", "Local-gov"]
-    assert df.loc[1].isna().tolist() == [
-        c in ("workclass", "occupation", "native_country") for c in ADULT_COLUMNS
-    ]
+    assert df.loc[1].isna().tolist() == [c in ("workclass", "occupation", "native_country") for c in ADULT_COLUMNS]
     assert df["income"].tolist() == ["<=50K", ">50K", ">50K"]
     assert df.loc[0, "marital_status"] == "Never-married"  # no leading space left from ", "
 
@@ -64,9 +62,7 @@ def test_read_adult_wheel_has_all_rows_and_two_clean_labels(adult_frame):
 def test_write_partitions_is_deterministic(adult_frame, config):
     first = [p.read_bytes() for p in write_partitions(adult_frame, config, date(2026, 1, 1), 500, days=3)]
     second = [p.read_bytes() for p in write_partitions(adult_frame, config, date(2026, 1, 1), 500, days=3)]
-    other_seed = [
-        p.read_bytes() for p in write_partitions(adult_frame, config, date(2026, 1, 1), 500, days=3, seed=1)
-    ]
+    other_seed = [p.read_bytes() for p in write_partitions(adult_frame, config, date(2026, 1, 1), 500, days=3, seed=1)]
 
     assert first == second
     assert first != other_seed
@@ -144,9 +140,7 @@ def test_missing_drift_blanks_about_thirty_percent(sample):
 
 
 def test_schema_drift_renames_the_column(sample):
-    drifted = inject_drift(
-        sample, DriftSpec.parse("2026-01-01:schema:sex"), "income", np.random.default_rng(0)
-    )
+    drifted = inject_drift(sample, DriftSpec.parse("2026-01-01:schema:sex"), "income", np.random.default_rng(0))
 
     assert "sex" not in drifted.columns
     assert drifted["sex_renamed"].tolist() == sample["sex"].tolist()

@@ -30,9 +30,7 @@ def candidate(ctx: RunContext, tag: str, action: str = PROMOTE) -> tuple[str, st
     gate = root / "gate"
     decision = Decision(action, [f"decision for {tag}"])
     write_json_atomic(gate / "decision.json", {**decision.to_dict(), "attempt": 1})
-    write_metadata(
-        gate, stage="gate", ds=ctx.ds, run_id=ctx.run_id, config_hash="test", fingerprint=f"gate-{tag}"
-    )
+    write_metadata(gate, stage="gate", ds=ctx.ds, run_id=ctx.run_id, config_hash="test", fingerprint=f"gate-{tag}")
     return str(train), str(transform), str(gate)
 
 

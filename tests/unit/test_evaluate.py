@@ -148,9 +148,7 @@ def test_slice_keys_bins_numerics_by_slice_bins():
 
 
 def test_slice_keys_combines_features():
-    df = pd.DataFrame(
-        {"sex": ["Female", "Male", None], "race": ["White", "Black", "White"]}, index=[10, 11, 12]
-    )
+    df = pd.DataFrame({"sex": ["Female", "Male", None], "race": ["White", "Black", "White"]}, index=[10, 11, 12])
 
     keys = slice_keys(df, ["sex", "race"], SCHEMA)
 

@@ -64,9 +64,7 @@ def evaluation(
 CASES = [
     pytest.param(evaluation(), {}, PROMOTE, "first model", id="first-model-passes"),
     pytest.param(evaluation(roc_auc=0.80), {}, RETRAIN, "floor roc_auc failed", id="below-floor-attempt-1"),
-    pytest.param(
-        evaluation(roc_auc=0.80), {"attempt": 2}, HOLD, "no retrains left", id="below-floor-attempt-2"
-    ),
+    pytest.param(evaluation(roc_auc=0.80), {"attempt": 2}, HOLD, "no retrains left", id="below-floor-attempt-2"),
     pytest.param(
         evaluation(accuracy=0.79, accuracy_low=0.75),
         {},
@@ -75,13 +73,9 @@ CASES = [
         id="not-above-baseline",
     ),
     pytest.param(evaluation(diff_ci=(-0.005, 0.03)), {}, PROMOTE, "all checks passed", id="non-inferior"),
+    pytest.param(evaluation(diff_ci=(-0.03, 0.01)), {}, HOLD, "non-inferior roc_auc failed", id="inferior-to-live"),
     pytest.param(
-        evaluation(diff_ci=(-0.03, 0.01)), {}, HOLD, "non-inferior roc_auc failed", id="inferior-to-live"
-    ),
-    pytest.param(
-        evaluation(
-            diff_ci=(0.0, 0.02), slices={"sex": {"sex=Female": group(300, -0.08), "sex=Male": group()}}
-        ),
+        evaluation(diff_ci=(0.0, 0.02), slices={"sex": {"sex=Female": group(300, -0.08), "sex=Male": group()}}),
         {},
         HOLD,
         "slice sex=Female failed",
@@ -102,9 +96,7 @@ CASES = [
         id="insufficient-slice-not-gated",
     ),
     pytest.param(evaluation(rows=150), {}, HOLD, "insufficient evidence: 150 test rows", id="too-few-rows"),
-    pytest.param(
-        evaluation(rows=150, roc_auc=0.6), {}, HOLD, "insufficient evidence", id="evidence-before-quality"
-    ),
+    pytest.param(evaluation(rows=150, roc_auc=0.6), {}, HOLD, "insufficient evidence", id="evidence-before-quality"),
     pytest.param(
         evaluation(roc_auc=0.6, diff_ci=(-0.2, -0.1)),
         {},

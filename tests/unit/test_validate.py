@@ -27,15 +27,11 @@ def test_suite_is_generated_from_the_schema():
     by_type: dict[str, list] = {}
     for e in suite:
         by_type.setdefault(e.expectation_type, []).append(getattr(e, "column", None))
-    assert sorted(by_type["expect_column_values_to_be_in_type_list"]) == sorted(
-        f.name for f in schema.features
-    )
+    assert sorted(by_type["expect_column_values_to_be_in_type_list"]) == sorted(f.name for f in schema.features)
     assert sorted(by_type["expect_column_values_to_be_between"]) == sorted(schema.numeric)
     assert sorted(by_type["expect_column_values_to_be_in_set"]) == sorted([*schema.categorical, "income"])
     assert sorted(by_type["expect_column_values_to_not_be_null"]) == sorted(schema.columns)
-    mostly = {
-        e.column: e.mostly for e in suite if e.expectation_type == "expect_column_values_to_not_be_null"
-    }
+    mostly = {e.column: e.mostly for e in suite if e.expectation_type == "expect_column_values_to_not_be_null"}
     assert mostly["workclass"] == pytest.approx(0.9) and mostly["age"] == 1.0
     assert by_type["expect_table_row_count_to_be_between"] == [None]
 
