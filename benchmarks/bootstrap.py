@@ -18,7 +18,7 @@ import numpy as np
 from sklearn import metrics as skm
 
 from pipelines.config import METRICS, load_config
-from pipelines.evaluate import THRESHOLD, _batched_metrics
+from pipelines.evaluate import THRESHOLD, batched_metrics
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "adult.yaml"
 
@@ -49,7 +49,7 @@ def main() -> None:
 
     models = {"candidate": candidate, "live": live}
     implementations = {
-        "batched numpy (shipped)": lambda p: _batched_metrics(y[idx], p[idx]),
+        "batched numpy (shipped)": lambda p: batched_metrics(y[idx], p[idx]),
         "scikit-learn loop": lambda p: sklearn_loop(y, p, idx),
     }
     timings, results = {}, {}

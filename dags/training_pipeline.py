@@ -164,21 +164,17 @@ def training_pipeline():
         import hashlib
 
         # What TriggerDagRunOperator raises under Airflow 3; raised here directly because importing
-        # that operator costs ~0.7 s of DAG parse time (it pulls in airflow-core's ORM models).
+        # that operator costs ~0.9 s of DAG parse time (it pulls in airflow-core's ORM models;
+        # see benchmarks/dag_parse.py).
         from airflow.sdk.exceptions import DagRunTriggerException
 
-        ctx, parent = _run_context(), get_current_context()["run_id"]
+        context, ctx = get_current_context(), _run_context()
         attempt = ctx.attempt + 1
+        parent = hashlib.sha1(context["run_id"].encode()).hexdigest()[:8]
         raise DagRunTriggerException(
-            trigger_dag_id="training_pipeline",
-            dag_run_id=f"retrain__{ctx.ds}__attempt{attempt}__{hashlib.sha1(parent.encode()).hexdigest()[:8]}",
-            conf={
-                "config": get_current_context()["params"]["config"],
-                "date": ctx.ds.isoformat(),
-                "window_days": ctx.window_days,
-                "force": ctx.force,
-                "attempt": attempt,
-            },
+            trigger_dag_id=context["dag"].dag_id,
+            dag_run_id=f"retrain__{ctx.ds}__attempt{attempt}__{parent}",
+            conf={**context["params"], "date": ctx.ds.isoformat(), "attempt": attempt},
             reset_dag_run=False,
             skip_when_already_exists=True,
             wait_for_completion=False,

@@ -28,7 +28,7 @@ THRESHOLD = 0.5
 MISSING = "missing"
 
 
-def _batched_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
+def batched_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
     """Metrics for each row of ``y``/``p`` (shape [batches, n]); NaN where undefined."""
     from scipy.stats import rankdata
 
@@ -53,7 +53,7 @@ def _batched_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
 def classification_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, Any]:
     """Point metrics and confusion matrix ``[[tn, fp], [fn, tp]]`` at threshold 0.5."""
     y, p = np.asarray(y, dtype=int), np.asarray(p, dtype=float)
-    values = {k: _clean(v[0]) for k, v in _batched_metrics(y[None, :], p[None, :]).items()}
+    values = {k: _clean(v[0]) for k, v in batched_metrics(y[None, :], p[None, :]).items()}
     pred = p >= THRESHOLD
     tn, fp = int(np.sum(~pred & (y == 0))), int(np.sum(pred & (y == 0)))
     fn, tp = int(np.sum(~pred & (y == 1))), int(np.sum(pred & (y == 1)))
@@ -93,11 +93,11 @@ def assess(
         return result
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(y), size=(policy.bootstrap_samples, len(y)))
-    boot_c = _batched_metrics(y[idx], np.asarray(candidate)[idx])
+    boot_c = batched_metrics(y[idx], np.asarray(candidate)[idx])
     result["sufficient"] = True
     result["candidate"]["ci"] = {m: _interval(boot_c[m], policy.confidence) for m in METRICS}
     if live is not None:
-        boot_l = _batched_metrics(y[idx], np.asarray(live)[idx])
+        boot_l = batched_metrics(y[idx], np.asarray(live)[idx])
         result["live"]["ci"] = {m: _interval(boot_l[m], policy.confidence) for m in METRICS}
         result["difference"] = {
             m: {
