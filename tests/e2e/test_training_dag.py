@@ -10,7 +10,7 @@ import pendulum
 import pytest
 from conftest import REPO, SMALL, write_config
 
-from pipelines import artifacts, deploy
+from pipelines import artifacts, deploy, summary
 from pipelines.config import load_config
 from pipelines.data import write_partitions
 
@@ -105,6 +105,9 @@ def test_first_run_promotes_to_blue_second_is_gated_against_it_and_reruns_are_id
         assert decision2["action"] == "HOLD" and states2["hold_candidate"] == "success"
         assert state2 == state
 
+    text = summary.render(config, D2)
+    assert f"(live model {blue['version']})" in text and f"decision   {decision2['action']}" in text
+
     # Re-running D2 replaces D2's artifacts with identical data.
     first = stage_meta(config, D2)
     dagrun3, _ = run(dag, config_path, D2)
@@ -173,3 +176,11 @@ def test_failed_candidate_triggers_a_bounded_retrain(dag, tmp_path, adult_frame)
     assert decision2["action"] == "HOLD" and decision2["attempt"] == 2
     assert any("no retrains left" in r for r in decision2["reasons"])
     assert deploy.read_state(config)["live"] is None
+
+    # An operator can override the gate from the Params form; the override is recorded.
+    forced, states3 = run(dag, config_path, date(2026, 1, 10), **{"date": D1.isoformat(), "attempt": 2, "force": True})
+    assert forced.state == "success" and states3["promote_blue_green"] == "success"
+    decision3 = report(config, D1, "gate", "decision.json")
+    assert decision3["action"] == "PROMOTE" and decision3["forced"] is True
+    assert decision3["reasons"][0] == "forced by operator; the gate said HOLD:"
+    assert deploy.read_state(config)["slots"]["blue"]["decision"]["forced"] is True

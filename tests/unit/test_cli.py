@@ -41,6 +41,11 @@ def test_config_get_prints_resolved_values(tmp_path):
     assert json.loads(window.stdout) == 3
 
 
+def test_config_get_of_an_unknown_key_is_a_clear_error(tmp_path):
+    result = cli("config", "--config", str(write_config(tmp_path, SMALL)), "--get", "data.windw_days")
+    assert result.returncode == 1 and "no key 'data.windw_days'" in result.stderr
+
+
 def test_invalid_config_exits_2_naming_the_key(tmp_path):
     config = write_config(tmp_path, {"training": {"epochs": "many"}})
     result = cli("summary", "--config", str(config), "--date", "2026-01-03")
