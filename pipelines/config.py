@@ -169,6 +169,7 @@ class Beam(_Strict):
 class Tracking(_Strict):
     tracking_uri: str | None = Field(None, description="Defaults to SQLite under the artifact root.")
     experiment: str
+    registered_model: str | None = Field(None, description="Model registry name; defaults to the config's name.")
 
 
 class Config(_Strict):

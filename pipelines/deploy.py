@@ -19,6 +19,7 @@ from typing import Any
 from pipelines.artifacts import atomic_dir, read_json, read_metadata, write_json_atomic
 from pipelines.config import Config
 from pipelines.context import PipelineError, RunContext
+from pipelines.tracking import register, sync_aliases
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,8 @@ def _other(slot: str) -> str:
 def promote(ctx: RunContext, train_uri: str, transform_uri: str, decision_uri: str) -> str:
     """Blue-green switch to the candidate of ``train_uri``; returns the state file's URI.
 
+    The version is also registered in the MLflow model registry, whose ``blue``, ``green`` and
+    ``live`` aliases are then set to mirror the state (``state.json`` is the source of truth).
     Re-promoting the version that is already live changes nothing, so re-running D is safe.
 
     Raises:
@@ -84,7 +87,9 @@ def promote(ctx: RunContext, train_uri: str, transform_uri: str, decision_uri: s
     live = state["live"]
     if live and state["slots"][live]["version"] == version:
         log.info("version %s is already live in %s; nothing to switch", version, live)
+        sync_aliases(ctx.config, state)
         return str(state_path(ctx.config))
+    registry_version = register(ctx.config, train_meta["mlflow_run_id"], version)
     target = _other(live) if live else SLOTS[0]
     new = copy.deepcopy(state)
     new["slots"][target] = {
@@ -93,12 +98,14 @@ def promote(ctx: RunContext, train_uri: str, transform_uri: str, decision_uri: s
         "reference_uri": str(folder / REFERENCE),
         "ds": ctx.ds.isoformat(),
         "run_id": ctx.run_id,
-        "mlflow_run_id": train_meta.get("mlflow_run_id"),
+        "mlflow_run_id": train_meta["mlflow_run_id"],
+        "registry_version": registry_version,
         "decision": decision.to_dict(),
     }
     new["live"] = target
     new["history"].append(_event("promote", live, target, version, ctx.run_id))
     write_json_atomic(state_path(ctx.config), new)
+    sync_aliases(ctx.config, new)
     log.info("promoted %s to %s (previous live: %s)", version, target, live)
     return str(state_path(ctx.config))
 
@@ -120,6 +127,7 @@ def rollback(config: Config, run_id: str = "manual") -> dict[str, Any]:
     new["live"] = target
     new["history"].append(_event("rollback", live, target, state["slots"][target]["version"], run_id))
     write_json_atomic(state_path(config), new)
+    sync_aliases(config, new)
     return new
 
 

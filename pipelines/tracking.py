@@ -27,6 +27,45 @@ def experiment_id(config: Config) -> str:
     return mlflow.create_experiment(config.mlflow.experiment, artifact_location=location)
 
 
+def register(config: Config, mlflow_run_id: str, version: str) -> str:
+    """Register the run's ``model`` artifact as a version of the registered model (once per version).
+
+    Returns:
+        The registry's version number.
+    """
+    import mlflow
+
+    experiment_id(config)
+    client = mlflow.MlflowClient()
+    name = registered_model(config)
+    if not client.search_registered_models(filter_string=f"name = '{name}'"):
+        client.create_registered_model(name)
+    for existing in client.search_model_versions(f"name = '{name}' and run_id = '{mlflow_run_id}'"):
+        if existing.tags.get("deployment_version") == version:
+            return existing.version
+    source = f"{client.get_run(mlflow_run_id).info.artifact_uri}/model"
+    created = client.create_model_version(name, source, run_id=mlflow_run_id, tags={"deployment_version": version})
+    return created.version
+
+
+def sync_aliases(config: Config, state: dict[str, Any]) -> None:
+    """Make the registry's aliases mirror the deployment state: ``blue``, ``green`` and ``live``."""
+    import mlflow
+
+    experiment_id(config)
+    client = mlflow.MlflowClient()
+    name = registered_model(config)
+    for slot, record in state["slots"].items():
+        if record and record.get("registry_version"):
+            client.set_registered_model_alias(name, slot, record["registry_version"])
+    if state["live"]:
+        client.set_registered_model_alias(name, "live", state["slots"][state["live"]]["registry_version"])
+
+
+def registered_model(config: Config) -> str:
+    return config.mlflow.registered_model or config.name
+
+
 @contextmanager
 def start_run(ctx: RunContext, mlflow_run_id: str | None = None) -> Iterator[Any]:
     """Open a new MLflow run for this training attempt, or resume ``mlflow_run_id``."""

@@ -84,8 +84,11 @@ def test_first_run_promotes_to_blue_second_is_gated_against_it_and_reruns_are_id
     assert mlflow_run.data.tags["decision"] == "PROMOTE" and mlflow_run.data.tags["ds"] == D1.isoformat()
     candidate_auc = evaluation["overall"]["candidate"]["roc_auc"]
     assert mlflow_run.data.metrics["test_roc_auc"] == pytest.approx(candidate_auc)
-    logged = {a.path for a in mlflow.MlflowClient().list_artifacts(mlflow_run.info.run_id, "model")}
+    client = mlflow.MlflowClient()
+    logged = {a.path for a in client.list_artifacts(mlflow_run.info.run_id, "model")}
     assert "model/saved_model.pb" in logged
+    live = client.get_model_version_by_alias(config.name, "live")
+    assert live.run_id == mlflow_run.info.run_id and live.tags["deployment_version"] == blue["version"]
 
     # D2: drift is measured against blue's training rows, and the candidate is gated against blue.
     dagrun2, states2 = run(dag, config_path, D2)

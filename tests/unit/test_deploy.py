@@ -11,6 +11,16 @@ from pipelines.artifacts import fingerprint_files, write_json_atomic, write_meta
 from pipelines.context import RunContext
 from pipelines.deploy import DeployError, live_version, promote, read_state, rollback, state_path
 from pipelines.gate import HOLD, PROMOTE, Decision
+from pipelines.tracking import registered_model, start_run
+
+
+def mlflow_run(ctx: RunContext, tag: str) -> str:
+    """A real MLflow run with a ``model`` artifact, as training leaves one."""
+    import mlflow
+
+    with start_run(ctx) as run:
+        mlflow.log_text(f"model {tag}", "model/saved_model.pb")
+    return run.info.run_id
 
 
 def candidate(ctx: RunContext, tag: str, action: str = PROMOTE) -> tuple[str, str, str]:
@@ -21,7 +31,7 @@ def candidate(ctx: RunContext, tag: str, action: str = PROMOTE) -> tuple[str, st
     (train / "model" / "saved_model.pb").write_bytes(f"model {tag}".encode())
     (train / "model" / "variables").mkdir()
     (train / "model" / "variables" / "variables.index").write_bytes(b"\x00\x01" + tag.encode())
-    ctx.write_metadata(train, "train", fingerprint_files(train), mlflow_run_id=f"mlflow-{tag}")
+    ctx.write_metadata(train, "train", fingerprint_files(train), mlflow_run_id=mlflow_run(ctx, tag))
 
     transform = root / "transform"
     transform.mkdir()
@@ -42,6 +52,14 @@ def ctx(small_adult):
 @pytest.fixture
 def ctx2(small_adult):
     return RunContext.create(small_adult, "2026-01-04")
+
+
+def live_alias(ctx: RunContext) -> tuple[str, str]:
+    """The MLflow registry's ``live`` alias: the run it points to and its deployment version tag."""
+    import mlflow
+
+    version = mlflow.MlflowClient().get_model_version_by_alias(registered_model(ctx.config), "live")
+    return version.run_id, version.tags["deployment_version"]
 
 
 def expected_version(ctx: RunContext, train_uri: str) -> str:
@@ -68,7 +86,7 @@ def test_first_promotion_goes_to_blue(ctx):
     assert blue["version"] == expected_version(ctx, train)
     assert blue["ds"] == "2026-01-03"
     assert blue["run_id"] == ctx.run_id
-    assert blue["mlflow_run_id"] == "mlflow-a"
+    assert live_alias(ctx) == (blue["mlflow_run_id"], blue["version"])
     assert blue["decision"]["action"] == PROMOTE
     assert Path(blue["model_uri"], "saved_model.pb").read_bytes() == b"model a"
     assert Path(blue["model_uri"], "variables", "variables.index").read_bytes() == b"\x00\x01a"
@@ -137,9 +155,12 @@ def test_rollback_switches_back_and_appends_history(ctx, ctx2):
     )
     assert last["version"] == before["slots"]["blue"]["version"]
     assert live_version(ctx.config) == before["slots"]["blue"]
+    blue = before["slots"]["blue"]
+    assert live_alias(ctx) == (blue["mlflow_run_id"], blue["version"]), "the registry follows the rollback"
 
     again = rollback(ctx.config)
     assert again["live"] == "green"
+    assert live_alias(ctx)[1] == again["slots"]["green"]["version"]
     assert len(again["history"]) == 4
 
 
