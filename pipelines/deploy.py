@@ -20,12 +20,12 @@ from pipelines.artifacts import atomic_dir, read_json, read_metadata, write_json
 from pipelines.config import Config
 from pipelines.context import PipelineError, RunContext
 from pipelines.tracking import register, sync_aliases
+from pipelines.train import MODEL_DIR
 
 log = logging.getLogger(__name__)
 
 SLOTS = ("blue", "green")
 STATE_FILE = "state.json"
-MODEL_DIR = "model"
 REFERENCE = "reference.parquet"
 
 

@@ -117,10 +117,13 @@ def decide(
                     )
                     continue
                 point = result["difference"][metric]["point"]
+                if point is None:
+                    notes.append(f"{metric} undefined on slice {group} (one class only): not gated")
+                    continue
                 checks.append(
                     Check(
                         f"slice {group}",
-                        point is None or point >= -policy.max_slice_regression,
+                        point >= -policy.max_slice_regression,
                         f"{slice_name}: candidate - live {metric} {_fmt(point)}, "
                         f"tolerance -{policy.max_slice_regression}",
                         "comparison",

@@ -35,7 +35,7 @@ def register(config: Config, mlflow_run_id: str, version: str) -> str:
     """
     import mlflow
 
-    experiment_id(config)
+    mlflow.set_tracking_uri(config.tracking_uri)
     client = mlflow.MlflowClient()
     name = registered_model(config)
     if not client.search_registered_models(filter_string=f"name = '{name}'"):
@@ -52,7 +52,7 @@ def sync_aliases(config: Config, state: dict[str, Any]) -> None:
     """Make the registry's aliases mirror the deployment state: ``blue``, ``green`` and ``live``."""
     import mlflow
 
-    experiment_id(config)
+    mlflow.set_tracking_uri(config.tracking_uri)
     client = mlflow.MlflowClient()
     name = registered_model(config)
     for slot, record in state["slots"].items():

@@ -149,6 +149,18 @@ def test_insufficient_slice_is_only_a_note():
     assert "race=Other" in decision.notes[0] and "30 rows" in decision.notes[0]
 
 
+def test_slice_with_an_undefined_metric_is_a_note_not_a_passed_check():
+    single_class = group(400)
+    single_class["difference"]["roc_auc"] = {"point": None, "ci": None}
+    slices = {"race": {"race=Other": single_class}}
+
+    decision = decide(evaluation(diff_ci=(0.0, 0.02), slices=slices), POLICY)
+
+    assert decision.action == PROMOTE
+    assert not any(c.name == "slice race=Other" for c in decision.checks)
+    assert decision.notes == ["roc_auc undefined on slice race=Other (one class only): not gated"]
+
+
 def test_missing_metric_fails_its_floor():
     report = evaluation()
     del report["overall"]["candidate"]["roc_auc"]
