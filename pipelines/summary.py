@@ -57,7 +57,8 @@ def render(config: Config, ds: date) -> str:
         decision = run[gate.STAGE]
         passed = sum(c.passed for c in decision.checks)
         small = sum("insufficient evidence on slice" in n for n in decision.notes)
-        lines.append(f"  gate       {passed} of {len(decision.checks)} checks passed; {small} slices too small to gate")
+        too_small = f"; {small} slices too small to gate" if small else ""
+        lines.append(f"  gate       {passed} of {len(decision.checks)} checks passed{too_small}")
         lines.extend(f"             {c.name}: {c.detail}" for c in decision.checks if c.name.startswith("non-inferior"))
         lines.append(f"  decision   {decision.action}" + (" (forced)" if decision.forced else ""))
         lines.extend(f"             - {reason}" for reason in decision.reasons)
