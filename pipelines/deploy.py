@@ -10,8 +10,11 @@ so a rollback is one more switch. Serving (a later stage) reads this state; so d
 from __future__ import annotations
 
 import copy
+import fcntl
 import logging
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -48,6 +51,19 @@ def read_state(config: Config) -> dict[str, Any]:
     return read_json(path)
 
 
+@contextmanager
+def state_lock(config: Config) -> Iterator[None]:
+    """Serialize read-modify-write of the state across processes (runs of a backfill may overlap)."""
+    path = deployment_dir(config) / ".state.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def live_version(config: Config) -> dict[str, Any] | None:
     """The record of the version in the live slot, or None before the first promotion."""
     state = read_state(config)
@@ -66,9 +82,10 @@ def promote(ctx: RunContext, train_uri: str, transform_uri: str, decision_uri: s
     Re-promoting the version that is already live changes nothing, so re-running D is safe.
 
     Raises:
-        DeployError: the decision at ``decision_uri`` is not PROMOTE.
+        DeployError: the decision at ``decision_uri`` is not PROMOTE, or the live model has changed
+            since the candidate was compared with it (runs overlapped); the state is left unchanged.
     """
-    from pipelines.gate import read_decision
+    from pipelines.gate import DECISION, read_decision
     from pipelines.transform import TRAIN_RAW
 
     decision = read_decision(decision_uri)
@@ -83,29 +100,37 @@ def promote(ctx: RunContext, train_uri: str, transform_uri: str, decision_uri: s
             shutil.copy2(Path(transform_uri) / TRAIN_RAW, tmp / REFERENCE)
             ctx.write_metadata(tmp, "promote", train_meta["fingerprint"], inputs={"model": train_uri})
 
-    state = read_state(ctx.config)
-    live = state["live"]
-    if live and state["slots"][live]["version"] == version:
-        log.info("version %s is already live in %s; nothing to switch", version, live)
-        sync_aliases(ctx.config, state)
-        return str(state_path(ctx.config))
     registry_version = register(ctx.config, train_meta["mlflow_run_id"], version)
-    target = _other(live) if live else SLOTS[0]
-    new = copy.deepcopy(state)
-    new["slots"][target] = {
-        "version": version,
-        "model_uri": str(folder / MODEL_DIR),
-        "reference_uri": str(folder / REFERENCE),
-        "ds": ctx.ds.isoformat(),
-        "run_id": ctx.run_id,
-        "mlflow_run_id": train_meta["mlflow_run_id"],
-        "registry_version": registry_version,
-        "decision": decision.to_dict(),
-    }
-    new["live"] = target
-    new["history"].append(_event("promote", live, target, version, ctx.run_id))
-    write_json_atomic(state_path(ctx.config), new)
-    sync_aliases(ctx.config, new)
+    with state_lock(ctx.config):
+        state = read_state(ctx.config)
+        live = state["live"]
+        if live and state["slots"][live]["version"] == version:
+            log.info("version %s is already live in %s; nothing to switch", version, live)
+            sync_aliases(ctx.config, state)
+            return str(state_path(ctx.config))
+        compared = read_json(Path(decision_uri) / DECISION).get("live_version")
+        current = state["slots"][live]["version"] if live else None
+        if compared != current:
+            raise DeployError(
+                f"the live model changed from {compared} to {current} since this candidate was gated: "
+                f"re-run {ctx.ds} to gate it against the model that is live now"
+            )
+        target = _other(live) if live else SLOTS[0]
+        new = copy.deepcopy(state)
+        new["slots"][target] = {
+            "version": version,
+            "model_uri": str(folder / MODEL_DIR),
+            "reference_uri": str(folder / REFERENCE),
+            "ds": ctx.ds.isoformat(),
+            "run_id": ctx.run_id,
+            "mlflow_run_id": train_meta["mlflow_run_id"],
+            "registry_version": registry_version,
+            "decision": decision.to_dict(),
+        }
+        new["live"] = target
+        new["history"].append(_event("promote", live, target, version, ctx.run_id))
+        write_json_atomic(state_path(ctx.config), new)
+        sync_aliases(ctx.config, new)
     log.info("promoted %s to %s (previous live: %s)", version, target, live)
     return str(state_path(ctx.config))
 
@@ -116,18 +141,19 @@ def rollback(config: Config, run_id: str = "manual") -> dict[str, Any]:
     Raises:
         DeployError: there is no live model, or the other slot is empty.
     """
-    state = read_state(config)
-    live = state["live"]
-    if not live:
-        raise DeployError("nothing is live yet: no rollback possible")
-    target = _other(live)
-    if not state["slots"][target]:
-        raise DeployError(f"slot {target} is empty: nothing to roll back to")
-    new = copy.deepcopy(state)
-    new["live"] = target
-    new["history"].append(_event("rollback", live, target, state["slots"][target]["version"], run_id))
-    write_json_atomic(state_path(config), new)
-    sync_aliases(config, new)
+    with state_lock(config):
+        state = read_state(config)
+        live = state["live"]
+        if not live:
+            raise DeployError("nothing is live yet: no rollback possible")
+        target = _other(live)
+        if not state["slots"][target]:
+            raise DeployError(f"slot {target} is empty: nothing to roll back to")
+        new = copy.deepcopy(state)
+        new["live"] = target
+        new["history"].append(_event("rollback", live, target, state["slots"][target]["version"], run_id))
+        write_json_atomic(state_path(config), new)
+        sync_aliases(config, new)
     return new
 
 

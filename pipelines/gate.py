@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 STAGE = "gate"
 DECISION = "decision.json"
 PROMOTE, HOLD, RETRAIN = "PROMOTE", "HOLD", "RETRAIN"
+RUN_FIELDS = ("attempt", "live_version")  # recorded next to the decision in decision.json
 
 
 @dataclass(frozen=True)
@@ -164,14 +165,16 @@ def gate(ctx: RunContext, evaluation_uri: str, drift_uri: str) -> str:
     from pipelines.evaluate import read_report
     from pipelines.tracking import start_run
 
+    evaluation = read_report(evaluation_uri)
     decision = decide(
-        read_report(evaluation_uri),
+        evaluation,
         ctx.config.thresholds.gate,
         attempt=ctx.attempt,
         force=ctx.force,
         drift=read_drift(drift_uri),
     )
-    record = {**decision.to_dict(), "attempt": ctx.attempt}
+    # The live version the candidate was compared with: promotion refuses if it has changed since.
+    record = {**decision.to_dict(), "attempt": ctx.attempt, "live_version": evaluation["live_version"]}
     final = ctx.stage_dir(STAGE)
     with atomic_dir(final) as out:
         write_json_atomic(out / DECISION, record)
@@ -191,5 +194,4 @@ def gate(ctx: RunContext, evaluation_uri: str, drift_uri: str) -> str:
 
 def read_decision(uri: str | Path) -> Decision:
     data = read_json(Path(uri) / DECISION)
-    data.pop("attempt", None)
-    return Decision.from_dict(data)
+    return Decision.from_dict({k: v for k, v in data.items() if k not in RUN_FIELDS})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import date
 
+import pandas as pd
 import pytest
 from conftest import SMALL, write_config
 
@@ -121,3 +122,46 @@ def test_a_renamed_column_is_caught_by_validation_naming_it(tmp_path, adult_fram
     with pytest.raises(ValidationFailed, match="occupation: expect_column_values_to_not_be_null failed"):
         validate(ctx, snapshot)
     assert not ctx.stage_dir("transform").exists()
+
+
+def test_promotion_waits_for_the_state_lock_so_no_update_is_lost(small_adult):
+    import fcntl
+    import threading
+    import time
+
+    import mlflow
+
+    from pipelines.artifacts import fingerprint_files
+    from pipelines.deploy import deployment_dir
+    from pipelines.gate import Decision
+    from pipelines.tracking import start_run
+
+    ctx = RunContext.create(small_adult, "2026-01-03")
+    root = ctx.config.artifact_root / "candidate"
+    (root / "train" / "model").mkdir(parents=True)
+    (root / "train" / "model" / "saved_model.pb").write_bytes(b"model")
+    with start_run(ctx) as run:
+        mlflow.log_text("model", "model/saved_model.pb")
+    ctx.write_metadata(root / "train", "train", fingerprint_files(root / "train"), mlflow_run_id=run.info.run_id)
+    (root / "transform").mkdir()
+    pd.DataFrame({"age": [30.0]}).to_parquet(root / "transform" / "train_raw.parquet")
+    write_json_atomic(root / "gate" / "decision.json", {**Decision("PROMOTE", ["ok"]).to_dict(), "attempt": 1})
+    marker = {"action": "rollback", "from": "green", "to": "blue", "version": "v0", "run_id": "other", "at": "-"}
+    write_json_atomic(state_path(ctx.config), {"live": None, "slots": {"blue": None, "green": None}, "history": []})
+
+    lock = (deployment_dir(ctx.config) / ".state.lock").open("w")
+    fcntl.flock(lock, fcntl.LOCK_EX)  # another run is in the middle of a switch
+    worker = threading.Thread(target=promote, args=(ctx, *(str(root / s) for s in ("train", "transform", "gate"))))
+    worker.start()
+    models = deployment_dir(ctx.config) / "models"
+    while not (models.exists() and any(models.iterdir())):
+        time.sleep(0.05)
+    time.sleep(1.0)  # let the promotion reach the lock
+    state = read_state(ctx.config)
+    write_json_atomic(state_path(ctx.config), {**state, "history": [marker]})  # the other run's update
+    fcntl.flock(lock, fcntl.LOCK_UN)
+    lock.close()
+    worker.join(timeout=60)
+
+    history = read_state(ctx.config)["history"]
+    assert [e["action"] for e in history] == ["rollback", "promote"], "the other run's update survives"

@@ -39,7 +39,9 @@ def candidate(ctx: RunContext, tag: str, action: str = PROMOTE) -> tuple[str, st
 
     gate = root / "gate"
     decision = Decision(action, [f"decision for {tag}"])
-    write_json_atomic(gate / "decision.json", {**decision.to_dict(), "attempt": 1})
+    live = live_version(ctx.config)  # what the gate compared the candidate with
+    record = {**decision.to_dict(), "attempt": 1, "live_version": live["version"] if live else None}
+    write_json_atomic(gate / "decision.json", record)
     write_metadata(gate, stage="gate", ds=ctx.ds, run_id=ctx.run_id, config_hash="test", fingerprint=f"gate-{tag}")
     return str(train), str(transform), str(gate)
 
@@ -204,3 +206,14 @@ def test_hold_decision_on_the_first_run_leaves_no_state(ctx):
 
     assert not state_path(ctx.config).exists()
     assert live_version(ctx.config) is None
+
+
+def test_a_candidate_gated_against_a_model_that_is_no_longer_live_is_refused(ctx, ctx2):
+    stale = candidate(ctx2, "b")  # gated while nothing was live
+    promote(ctx, *candidate(ctx, "a"))  # meanwhile an overlapping run promoted "a"
+    before = state_path(ctx.config).read_bytes()
+
+    with pytest.raises(DeployError, match="live model changed from None to 2026-01-03-.* re-run 2026-01-04"):
+        promote(ctx2, *stale)
+
+    assert state_path(ctx.config).read_bytes() == before
