@@ -117,3 +117,23 @@ def test_a_loan_dataset_trains_gates_and_promotes_with_only_a_config(tmp_path):
     state = deploy.read_state(config)
     assert state["slots"]["blue"]["ds"] == "2026-03-04"
     assert state["live"] == ("green" if decision["action"] == "PROMOTE" else "blue")
+
+
+def test_the_local_runner_retrains_a_failed_candidate_then_holds(tmp_path):
+    from pipelines.context import RunContext
+    from pipelines.runner import run_pipeline
+
+    config = {**CONFIG, "training": {**CONFIG["training"], "epochs": 1}}
+    gate = {**CONFIG["thresholds"]["gate"], "floors": {"roc_auc": 0.999}, "max_retrains": 1}
+    config["thresholds"] = {**CONFIG["thresholds"], "gate": gate}
+    config_path = tmp_path / "loans.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    write_loans(load_config(config_path).data.root, date(2026, 3, 1), days=4)
+
+    decision, uris = run_pipeline(RunContext.create(config_path, "2026-03-04"))
+
+    assert decision.action == "HOLD" and any("no retrains left" in r for r in decision.reasons)
+    assert "promote" not in uris
+    train = artifacts.read_metadata(uris["train"])
+    assert train["attempt"] == 2 and train["seed"] == CONFIG["training"].get("seed", 0) + 1
+    assert json.loads((tmp_path / "artifacts/runs/2026-03-04/gate/decision.json").read_text())["attempt"] == 2

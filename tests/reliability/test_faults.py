@@ -154,8 +154,10 @@ def test_promotion_waits_for_the_state_lock_so_no_update_is_lost(small_adult):
     worker = threading.Thread(target=promote, args=(ctx, *(str(root / s) for s in ("train", "transform", "gate"))))
     worker.start()
     models = deployment_dir(ctx.config) / "models"
-    while not (models.exists() and any(models.iterdir())):
+    deadline = time.monotonic() + 60
+    while not (models.exists() and any(models.iterdir())) and worker.is_alive() and time.monotonic() < deadline:
         time.sleep(0.05)
+    assert worker.is_alive(), "the promotion must be waiting for the lock, not finished or failed"
     time.sleep(1.0)  # let the promotion reach the lock
     state = read_state(ctx.config)
     write_json_atomic(state_path(ctx.config), {**state, "history": [marker]})  # the other run's update
