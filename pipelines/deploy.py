@@ -94,13 +94,6 @@ def promote(ctx: RunContext, train_uri: str, transform_uri: str, decision_uri: s
     train_meta = read_metadata(train_uri)
     version = f"{ctx.ds.isoformat()}-{train_meta['fingerprint'][:12]}"
     folder = deployment_dir(ctx.config) / "models" / version
-    if not folder.exists():
-        with atomic_dir(folder) as tmp:
-            shutil.copytree(Path(train_uri) / MODEL_DIR, tmp / MODEL_DIR)
-            shutil.copy2(Path(transform_uri) / TRAIN_RAW, tmp / REFERENCE)
-            ctx.write_metadata(tmp, "promote", train_meta["fingerprint"], inputs={"model": train_uri})
-
-    registry_version = register(ctx.config, train_meta["mlflow_run_id"], version)
     with state_lock(ctx.config):
         state = read_state(ctx.config)
         live = state["live"]
@@ -115,6 +108,11 @@ def promote(ctx: RunContext, train_uri: str, transform_uri: str, decision_uri: s
                 f"the live model changed from {compared} to {current} since this candidate was gated: "
                 f"re-run {ctx.ds} to gate it against the model that is live now"
             )
+        if not folder.exists():
+            with atomic_dir(folder) as tmp:
+                shutil.copytree(Path(train_uri) / MODEL_DIR, tmp / MODEL_DIR)
+                shutil.copy2(Path(transform_uri) / TRAIN_RAW, tmp / REFERENCE)
+                ctx.write_metadata(tmp, "promote", train_meta["fingerprint"], inputs={"model": train_uri})
         target = _other(live) if live else SLOTS[0]
         new = copy.deepcopy(state)
         new["slots"][target] = {
@@ -124,7 +122,7 @@ def promote(ctx: RunContext, train_uri: str, transform_uri: str, decision_uri: s
             "ds": ctx.ds.isoformat(),
             "run_id": ctx.run_id,
             "mlflow_run_id": train_meta["mlflow_run_id"],
-            "registry_version": registry_version,
+            "registry_version": register(ctx.config, train_meta["mlflow_run_id"], version),
             "decision": decision.to_dict(),
         }
         new["live"] = target
