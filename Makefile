@@ -25,11 +25,12 @@ DEMO_FIRST := 2026-01-14
 DEMO_SECOND := 2026-01-28
 DEMO_DRIFT := 2026-01-22..2026-01-28:covariate:age
 
-.PHONY: help install data demo test lint airflow-ui mlflow-ui clean
+.PHONY: help install data demo test soak lint airflow-ui mlflow-ui clean
 
 help:
 	@echo "make demo   - install, prepare the Adult partitions, run the training DAG for two dates"
 	@echo "make test   - install, lint and run the whole test suite"
+	@echo "make soak   - kill real pipeline processes at random 100 times; print how many left an inconsistency"
 	@echo "make airflow-ui / make mlflow-ui - open the UIs on the demo's state"
 
 install: $(STAMP) $(WHEEL)
@@ -68,6 +69,9 @@ demo: install data $(AIRFLOW_HOME)/airflow.db
 
 test: install lint
 	$(PY) -m pytest tests
+
+soak: install
+	$(PY) tests/reliability/kill_trials.py --trials $${TRIALS:-100}
 
 lint:
 	$(BIN)/ruff check dags pipelines plugins tests benchmarks

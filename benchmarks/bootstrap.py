@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 from sklearn import metrics as skm
 
-from pipelines.config import METRICS, load_config
-from pipelines.evaluate import THRESHOLD, batched_metrics
+from pipelines.core.config import METRICS, load_config
+from pipelines.evaluation.metrics import THRESHOLD, batched_metrics
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "adult.yaml"
 

@@ -24,7 +24,7 @@ VARIANTS = {
     "+ TriggerDagRunOperator import": (
         "from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator\n"
     ),
-    "+ pipelines.transform import": "import pipelines.transform\n",
+    "+ pipelines.features.transform import": "import pipelines.features.transform\n",
     "+ tensorflow_transform import": "import tensorflow_transform\n",
 }
 PROBE = r"""

@@ -4,9 +4,12 @@
 One run trains on the data window ending at its date **D** (the logical date, or the `date` param)
 and decides what to do with the candidate:
 
-`ingest_window` → `check_drift` + `validate_snapshot` → `transform_features` → `train_model` →
-`evaluate_model` → `gate_candidate` → `route_decision` →
+`check_params` → `ingest_window` → `check_drift` + `validate_snapshot` → `transform_features` →
+`train_model` → `evaluate_model` → `gate_candidate` → `route_decision` →
 **promote_blue_green** | **hold_candidate** | **trigger_retrain**
+
+* `check_params` refuses a run whose conf names an option this DAG does not have (a typo would
+  otherwise run with defaults) or whose config file is missing or invalid, naming the key or path.
 
 * Validation blocks: a failing Great Expectations check fails `validate_snapshot`, naming the
   column and expectation, and nothing downstream runs. Data Docs are in the run's artifacts.
@@ -16,24 +19,19 @@ and decides what to do with the candidate:
 * Every task writes one immutable folder under `<artifact_root>/runs/<D>/<stage>/` and passes only
   its URI on; re-running D replaces D's artifacts atomically, so backfills are safe.
 
-Params: `config` (use-case YAML), `date`, `window_days`, `force` (operator override of the gate),
-`attempt` (set by automatic retraining).
+Params: `config` (use-case YAML; empty for the project's default), `date`, `window_days`; under
+*Advanced*: `force` (operator override of the gate) and `attempt` (set by automatic retraining).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
-
-DEFAULT_CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "adult.yaml")
-NEXT_TASK = {"PROMOTE": "promote_blue_green", "HOLD": "hold_candidate", "RETRAIN": "trigger_retrain"}
 
 
 def _run_context():
     """The pipelines' RunContext for the running task (imported here: nothing heavy at parse time)."""
-    from pipelines.context import RunContext
+    from pipelines.core.context import RunContext
 
     context = get_current_context()
     params = context["params"]
@@ -59,10 +57,11 @@ def _run_context():
     tags=["training", "continuous-training"],
     params={
         "config": Param(
-            DEFAULT_CONFIG,
-            type="string",
+            None,
+            type=["null", "string"],
             title="Config file",
-            description="The use-case YAML: data, schema, slices, thresholds, training.",
+            description="The use-case YAML: data, schema, slices, thresholds, training. "
+            "Empty: the project's configs/adult.yaml.",
         ),
         "date": Param(
             None,
@@ -84,6 +83,7 @@ def _run_context():
             title="Force promotion",
             description="Promote even if the gate holds the candidate (recorded as an override). "
             "Failed validation still blocks.",
+            section="Advanced",
         ),
         "attempt": Param(
             1,
@@ -91,71 +91,83 @@ def _run_context():
             minimum=1,
             title="Attempt",
             description="Set by automatic retraining; leave at 1.",
+            section="Advanced",
         ),
     },
 )
 def training_pipeline():
     @task
-    def ingest_window() -> str:
-        from pipelines.ingest import ingest
+    def check_params() -> None:
+        """Refuse undeclared conf keys and a missing or invalid config before any work starts."""
+        from pipelines.core.config import load_config
+        from pipelines.core.context import check_run_conf
 
-        return ingest(_run_context())
+        context = get_current_context()
+        check_run_conf(context["dag_run"].conf or {}, context["params"].keys())
+        load_config(context["params"]["config"])
+
+    @task
+    def ingest_window() -> str:
+        from pipelines.data.ingest import ingest_window
+
+        return ingest_window(_run_context())
 
     @task
     def check_drift(snapshot_uri: str) -> str:
-        from pipelines.drift import check_drift
+        from pipelines.data.drift import check_drift
 
         return check_drift(_run_context(), snapshot_uri)
 
     @task
     def validate_snapshot(snapshot_uri: str) -> str:
-        from pipelines.validate import validate
+        from pipelines.data.validate import validate_snapshot
 
-        return validate(_run_context(), snapshot_uri)
+        return validate_snapshot(_run_context(), snapshot_uri)
 
     @task
-    def transform_features(snapshot_uri: str) -> str:
-        from pipelines.transform import transform
+    def transform_features(snapshot_uri: str, validation_uri: str) -> str:
+        from pipelines.features.transform import transform_features
 
-        return transform(_run_context(), snapshot_uri)
+        return transform_features(_run_context(), snapshot_uri, validation_uri)
 
     @task
     def train_model(transform_uri: str) -> str:
-        from pipelines.train import train
+        from pipelines.model.train import train_model
 
-        return train(_run_context(), transform_uri)
+        return train_model(_run_context(), transform_uri)
 
     @task
     def evaluate_model(transform_uri: str, train_uri: str) -> str:
-        from pipelines.evaluate import evaluate
+        from pipelines.evaluation.evaluate import evaluate_model
 
-        return evaluate(_run_context(), transform_uri, train_uri)
+        return evaluate_model(_run_context(), transform_uri, train_uri)
 
     @task
     def gate_candidate(evaluation_uri: str, drift_uri: str) -> str:
-        from pipelines.gate import gate
+        from pipelines.decision.gate import gate_candidate
 
-        return gate(_run_context(), evaluation_uri, drift_uri)
+        return gate_candidate(_run_context(), evaluation_uri, drift_uri)
 
     @task.branch
     def route_decision(decision_uri: str) -> str:
-        from pipelines.gate import read_decision
+        from pipelines.core.outputs import GateOutput
+        from pipelines.runner import ROUTES
 
-        return NEXT_TASK[read_decision(decision_uri).action]
+        return ROUTES[GateOutput(decision_uri).record().decision.action]
 
     @task
     def promote_blue_green(train_uri: str, transform_uri: str, decision_uri: str) -> str:
-        from pipelines.deploy import promote
+        from pipelines.deployment.promote import promote_blue_green
 
-        return promote(_run_context(), train_uri, transform_uri, decision_uri)
+        return promote_blue_green(_run_context(), train_uri, transform_uri, decision_uri)
 
     @task
     def hold_candidate(decision_uri: str) -> None:
         import logging
 
-        from pipelines.gate import read_decision
+        from pipelines.core.outputs import GateOutput
 
-        decision = read_decision(decision_uri)
+        decision = GateOutput(decision_uri).record().decision
         logging.getLogger(__name__).warning("candidate held, live model kept: %s", decision.reasons)
 
     @task
@@ -185,10 +197,10 @@ def training_pipeline():
         )
 
     snapshot = ingest_window()
+    check_params() >> snapshot
     drift = check_drift(snapshot)
     validated = validate_snapshot(snapshot)
-    transformed = transform_features(snapshot)
-    validated >> transformed
+    transformed = transform_features(snapshot, validated)
     trained = train_model(transformed)
     evaluation = evaluate_model(transformed, trained)
     decision = gate_candidate(evaluation, drift)

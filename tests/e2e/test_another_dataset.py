@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from pipelines import artifacts, deploy
-from pipelines.config import load_config
+from pipelines.core import artifacts
+from pipelines.core.config import load_config
+from pipelines.core.deployment_state import read_state
 
 CONFIG = {
     "name": "loan-default",
@@ -114,13 +115,13 @@ def test_a_loan_dataset_trains_gates_and_promotes_with_only_a_config(tmp_path):
     run2 = artifacts.run_dir(config.artifact_root, date(2026, 3, 5))
     assert json.loads((run2 / "drift" / "drift.json").read_text())["verdict"] in ("stable", "drift")
     decision = json.loads((run2 / "gate" / "decision.json").read_text())
-    state = deploy.read_state(config)
-    assert state["slots"]["blue"]["ds"] == "2026-03-04"
-    assert state["live"] == ("green" if decision["action"] == "PROMOTE" else "blue")
+    state = read_state(config)
+    assert state.slots["blue"].ds == "2026-03-04"
+    assert state.live == ("green" if decision["action"] == "PROMOTE" else "blue")
 
 
 def test_the_local_runner_retrains_a_failed_candidate_then_holds(tmp_path):
-    from pipelines.context import RunContext
+    from pipelines.core.context import RunContext
     from pipelines.runner import run_pipeline
 
     config = {**CONFIG, "training": {**CONFIG["training"], "epochs": 1}}

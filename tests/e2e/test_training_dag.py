@@ -10,9 +10,11 @@ import pendulum
 import pytest
 from conftest import REPO, SMALL, write_config
 
-from pipelines import artifacts, deploy, summary
-from pipelines.config import load_config
-from pipelines.data import write_partitions
+from pipelines.core import artifacts
+from pipelines.core.config import load_config
+from pipelines.core.deployment_state import Slot, read_state
+from pipelines.data.demo import write_partitions
+from pipelines.reporting import summary
 
 D1, D2, D3 = date(2026, 1, 3), date(2026, 1, 4), date(2026, 1, 5)
 STAGES = ["ingest", "drift", "validate", "transform", "train", "evaluate", "gate"]
@@ -40,6 +42,10 @@ def report(config, ds: date, stage: str, name: str) -> dict:
 
 def stage_meta(config, ds: date) -> dict[str, dict]:
     return {s: artifacts.read_metadata(artifacts.stage_dir(config.artifact_root, ds, s)) for s in STAGES}
+
+
+def fingerprints(config, ds: date) -> dict[str, str]:
+    return {stage: record["fingerprint"] for stage, record in stage_meta(config, ds).items()}
 
 
 def test_first_run_promotes_to_blue_second_is_gated_against_it_and_reruns_are_identical(dag, tmp_path, adult_frame):
@@ -71,10 +77,10 @@ def test_first_run_promotes_to_blue_second_is_gated_against_it_and_reruns_are_id
     decision = json.loads((run1 / "gate" / "decision.json").read_text())
     assert decision["action"] == "PROMOTE"
 
-    state = deploy.read_state(config)
-    assert state["live"] == "blue" and state["slots"]["green"] is None
-    blue = state["slots"]["blue"]
-    assert blue["ds"] == D1.isoformat() and Path(blue["model_uri"], "saved_model.pb").exists()
+    state = read_state(config)
+    assert state.live is Slot.BLUE and state.slots[Slot.GREEN] is None
+    blue = state.slots[Slot.BLUE]
+    assert blue.ds == D1.isoformat() and Path(blue.model_uri, "saved_model.pb").exists()
 
     import mlflow
 
@@ -88,39 +94,45 @@ def test_first_run_promotes_to_blue_second_is_gated_against_it_and_reruns_are_id
     logged = {a.path for a in client.list_artifacts(mlflow_run.info.run_id, "model")}
     assert "model/saved_model.pb" in logged
     live = client.get_model_version_by_alias(config.name, "live")
-    assert live.run_id == mlflow_run.info.run_id and live.tags["deployment_version"] == blue["version"]
+    assert live.run_id == mlflow_run.info.run_id and live.tags["deployment_version"] == blue.version
+
+    # Re-running D1: the same inputs give the same model, so the promotion is a no-op ("already live").
+    first = fingerprints(config, D1)
+    rerun, _ = run(dag, config_path, D1)
+    assert rerun.state == "success"
+    again = fingerprints(config, D1)
+    for stage in ("ingest", "validate", "transform", "train"):
+        assert again[stage] == first[stage], f"{stage} changed on a re-run with the same inputs"
+    assert read_state(config) == state, "re-promoting the live version changes nothing"
+    # Now the live model (an input of drift, evaluate and gate) is D1's own: one more re-run is identical everywhere.
+    rerun2, _ = run(dag, config_path, D1)
+    assert rerun2.state == "success"
+    assert fingerprints(config, D1) == again
+    assert read_state(config) == state
+    assert not list(artifacts.run_dir(config.artifact_root, D1).glob(".*.tmp")), "no temporary folders left"
 
     # D2: drift is measured against blue's training rows, and the candidate is gated against blue.
     dagrun2, states2 = run(dag, config_path, D2)
     assert dagrun2.state == "success", states2
     run2 = artifacts.run_dir(config.artifact_root, D2)
     drift = json.loads((run2 / "drift" / "drift.json").read_text())
-    assert drift["verdict"] in ("stable", "drift") and drift["reference"]["version"] == blue["version"]
+    assert drift["verdict"] in ("stable", "drift") and drift["reference"]["version"] == blue.version
     evaluation2 = json.loads((run2 / "evaluate" / "evaluation.json").read_text())
-    assert evaluation2["live_version"] == blue["version"]
+    assert evaluation2["live_version"] == blue.version
     assert "difference" in evaluation2["overall"]
     decision2 = json.loads((run2 / "gate" / "decision.json").read_text())
-    state2 = deploy.read_state(config)
+    state2 = read_state(config)
     if decision2["action"] == "PROMOTE":
         assert states2["promote_blue_green"] == "success" and states2["hold_candidate"] == "skipped"
-        assert state2["live"] == "green" and state2["slots"]["blue"] == blue  # rollback target kept
+        assert state2.live is Slot.GREEN and state2.slots[Slot.BLUE] == blue  # rollback target kept
     else:
         assert decision2["action"] == "HOLD" and states2["hold_candidate"] == "success"
         assert state2 == state
 
     text = summary.render(config, D2)
-    assert f"(live model {blue['version']})" in text and f"decision   {decision2['action']}" in text
-
-    # Re-running D2 replaces D2's artifacts with identical data.
-    first = stage_meta(config, D2)
-    dagrun3, _ = run(dag, config_path, D2)
-    assert dagrun3.state == "success"
-    again = stage_meta(config, D2)
-    assert again["ingest"]["fingerprint"] == first["ingest"]["fingerprint"]
-    assert again["transform"]["split_fingerprints"] == first["transform"]["split_fingerprints"]
-    assert again["validate"]["fingerprint"] == first["validate"]["fingerprint"]
-    assert again["ingest"]["run_id"] == dagrun3.run_id != first["ingest"]["run_id"]
-    assert not list(run2.glob(".*")), "no temporary folders left behind"
+    assert f"(live model {blue.version})" in text and f"decision   {decision2['action']}" in text
+    assert "OUT OF DATE" not in text
+    assert stage_meta(config, D2)["ingest"]["run_id"] == dagrun2.run_id
 
 
 def test_failed_validation_blocks_the_run_and_keeps_the_live_model(dag, tmp_path, adult_frame):
@@ -144,7 +156,7 @@ def test_failed_validation_blocks_the_run_and_keeps_the_live_model(dag, tmp_path
     failed = {(c["column"], c["expectation"]) for c in result["failed"]}
     assert ("age", "expect_column_values_to_be_between") in failed
     assert not artifacts.stage_dir(config.artifact_root, D3, "train").exists()
-    assert deploy.read_state(config)["live"] is None
+    assert read_state(config).live is None
 
 
 def test_failed_candidate_triggers_a_bounded_retrain(dag, tmp_path, adult_frame):
@@ -178,7 +190,7 @@ def test_failed_candidate_triggers_a_bounded_retrain(dag, tmp_path, adult_frame)
     decision2 = report(config, D1, "gate", "decision.json")
     assert decision2["action"] == "HOLD" and decision2["attempt"] == 2
     assert any("no retrains left" in r for r in decision2["reasons"])
-    assert deploy.read_state(config)["live"] is None
+    assert read_state(config).live is None
 
     # An operator can override the gate from the Params form; the override is recorded.
     forced, states3 = run(dag, config_path, date(2026, 1, 10), **{"date": D1.isoformat(), "attempt": 2, "force": True})
@@ -186,4 +198,15 @@ def test_failed_candidate_triggers_a_bounded_retrain(dag, tmp_path, adult_frame)
     decision3 = report(config, D1, "gate", "decision.json")
     assert decision3["action"] == "PROMOTE" and decision3["forced"] is True
     assert decision3["reasons"][0] == "forced by operator; the gate said HOLD:"
-    assert deploy.read_state(config)["slots"]["blue"]["decision"]["forced"] is True
+    assert read_state(config).slots[Slot.BLUE].decision["forced"] is True
+
+
+def test_a_run_with_an_undeclared_option_or_a_missing_config_is_refused_before_any_work(dag, tmp_path):
+    dagrun, states = run(dag, tmp_path / "config.yaml", D1, windw_days=3)
+    assert dagrun.state == "failed"
+    assert states["check_params"] == "failed" and states["ingest_window"] == "upstream_failed"
+
+    missing = tmp_path / "nowhere.yaml"
+    dagrun2, states2 = run(dag, missing, D1)
+    assert dagrun2.state == "failed" and states2["check_params"] == "failed"
+    assert not (tmp_path / "artifacts").exists()

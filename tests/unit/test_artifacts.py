@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import entries
 
-from pipelines.artifacts import (
+from pipelines.core.artifacts import (
     METADATA,
     atomic_dir,
     fingerprint_files,
@@ -53,7 +54,7 @@ def test_atomic_dir_creates_a_new_directory(tmp_path):
         (out / "x.txt").write_text("x")
 
     assert tree(final) == {"x.txt": b"x"}
-    assert [p.name for p in final.parent.iterdir()] == ["stage"]
+    assert entries(final.parent) == ["stage"]
 
 
 def test_atomic_dir_replaces_an_existing_directory_whole(old_dir):
@@ -61,7 +62,7 @@ def test_atomic_dir_replaces_an_existing_directory_whole(old_dir):
         (out / "c.txt").write_text("new c")
 
     assert tree(old_dir) == {"c.txt": b"new c"}
-    assert [p.name for p in old_dir.parent.iterdir()] == ["ingest"]
+    assert entries(old_dir.parent) == ["ingest"]
 
 
 @pytest.mark.parametrize("error", [RuntimeError("boom"), KeyboardInterrupt()], ids=["exception", "interrupt"])
@@ -73,7 +74,7 @@ def test_atomic_dir_failure_keeps_the_old_directory(old_dir, error):
         raise error
 
     assert tree(old_dir) == before
-    assert [p.name for p in old_dir.parent.iterdir()] == ["ingest"]
+    assert entries(old_dir.parent) == ["ingest"]
 
 
 def test_write_json_atomic_writes_sorted_json(tmp_path):

@@ -18,7 +18,7 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 def test_help_documents_every_stage_and_command():
     result = cli("--help")
     assert result.returncode == 0
-    for command in [*(s.name for s in STAGES), "run", "data", "summary", "config", "deploy"]:
+    for command in [*(str(s.name) for s in STAGES), "run", "data", "summary", "config", "deploy"]:
         assert f"    {command} " in result.stdout, command
 
 
@@ -57,10 +57,17 @@ def test_stage_without_its_inputs_says_what_to_run_first(tmp_path):
     config = write_config(tmp_path, SMALL)
     result = cli("train", "--config", str(config), "--date", "2026-01-03")
     assert result.returncode == 1
-    assert "needs the transform output for 2026-01-03" in result.stderr
+    assert "no transform output at " in result.stderr and "run `transform` first" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_rollback_with_nothing_live_is_a_clear_error(tmp_path):
     config = write_config(tmp_path, SMALL)
     result = cli("deploy", "rollback", "--config", str(config))
     assert result.returncode == 1 and "nothing is live yet" in result.stderr
+
+
+def test_deploy_restore_without_any_revision_is_a_clear_error(tmp_path):
+    config = write_config(tmp_path, SMALL)
+    result = cli("deploy", "restore", "--config", str(config))
+    assert result.returncode == 1 and "no readable revision of the deployment state" in result.stderr

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from conftest import ADULT_CONFIG, REPO, write_config
 
-from pipelines.config import ConfigError, load_config
+from pipelines.core.config import ConfigError, load_config
 
 
 def adult_raw() -> dict[str, Any]:

@@ -7,12 +7,13 @@ import pandas as pd
 import pytest
 from conftest import ADULT_CONFIG
 
-from pipelines.artifacts import read_metadata
-from pipelines.config import load_config
-from pipelines.context import RunContext
-from pipelines.deploy import state_path
-from pipelines.drift import check_drift, compare, psi, read_report
-from pipelines.ingest import ingest
+from pipelines.core.artifacts import read_metadata
+from pipelines.core.config import load_config
+from pipelines.core.context import RunContext
+from pipelines.core.deployment_state import state_path
+from pipelines.core.outputs import DriftOutput
+from pipelines.data.drift import check_drift, compare, psi
+from pipelines.data.ingest import ingest_window
 
 CONFIG = load_config(ADULT_CONFIG)
 SCHEMA = CONFIG.data_schema
@@ -114,11 +115,11 @@ def test_exactly_min_rows_is_enough(halves):
 
 def test_check_drift_without_a_deployment_has_no_reference(small_adult):
     ctx = RunContext.create(small_adult, "2026-01-03")
-    snapshot = ingest(ctx)
+    snapshot = ingest_window(ctx)
 
     uri = check_drift(ctx, snapshot)
 
-    report = read_report(uri)
+    report = DriftOutput(uri).report()
     assert report["verdict"] == "no_reference"
     assert str(state_path(ctx.config)) in report["reason"]
     assert report["drifted_features"] == []

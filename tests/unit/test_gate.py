@@ -8,8 +8,11 @@ from typing import Any
 import pytest
 from conftest import ADULT_CONFIG
 
-from pipelines.config import load_config
-from pipelines.gate import HOLD, PROMOTE, RETRAIN, Check, Decision, decide
+from pipelines.core.config import load_config
+from pipelines.core.contracts import Action, Check, CheckKind, Decision, GateRecord, Note, NoteKind
+from pipelines.decision.gate import decide
+
+PROMOTE, HOLD, RETRAIN = Action.PROMOTE, Action.HOLD, Action.RETRAIN
 
 # floors accuracy 0.78 / roc_auc 0.85, primary roc_auc, max_regression 0.01, max_slice_regression 0.05,
 # min_slice_size 100, min_test_rows 400, max_retrains 1.
@@ -134,8 +137,8 @@ def test_every_check_is_recorded_with_its_kind():
 def test_no_live_model_is_a_note():
     decision = decide(evaluation(), POLICY)
 
-    assert decision.notes == ["no live model: nothing to compare against"]
-    assert not any(c.kind == "comparison" for c in decision.checks)
+    assert decision.notes == [Note(NoteKind.NO_LIVE_MODEL, "no live model: nothing to compare against")]
+    assert not any(c.kind is CheckKind.COMPARISON for c in decision.checks)
 
 
 def test_insufficient_slice_is_only_a_note():
@@ -145,8 +148,9 @@ def test_insufficient_slice_is_only_a_note():
 
     assert decision.action == PROMOTE
     assert not any(c.name.startswith("slice") for c in decision.checks)
-    assert len(decision.notes) == 1
-    assert "race=Other" in decision.notes[0] and "30 rows" in decision.notes[0]
+    [note] = decision.notes
+    assert note.kind is NoteKind.SMALL_SLICE
+    assert "race=Other" in note.detail and "30 rows" in note.detail
 
 
 def test_slice_with_an_undefined_metric_is_a_note_not_a_passed_check():
@@ -158,7 +162,9 @@ def test_slice_with_an_undefined_metric_is_a_note_not_a_passed_check():
 
     assert decision.action == PROMOTE
     assert not any(c.name == "slice race=Other" for c in decision.checks)
-    assert decision.notes == ["roc_auc undefined on slice race=Other (one class only): not gated"]
+    assert decision.notes == [
+        Note(NoteKind.UNDEFINED_METRIC, "roc_auc undefined on slice race=Other (one class only): not gated")
+    ]
 
 
 def test_missing_metric_fails_its_floor():
@@ -210,11 +216,11 @@ def test_force_on_a_passing_candidate_is_not_marked_forced():
 def test_drift_adds_a_note_but_does_not_change_the_action(drift, noted):
     decision = decide(evaluation(diff_ci=(0.0, 0.02)), POLICY, drift=drift)
 
-    drift_notes = [n for n in decision.notes if "drift" in n]
+    drift_notes = [n for n in decision.notes if n.kind is NoteKind.DRIFT]
     assert decision.action == PROMOTE
     assert bool(drift_notes) is noted
     if noted:
-        assert "['age']" in drift_notes[0]
+        assert "['age']" in drift_notes[0].detail
 
 
 def test_decision_round_trips_through_a_dict_and_json():
@@ -222,10 +228,10 @@ def test_decision_round_trips_through_a_dict_and_json():
         HOLD,
         ["non-inferior roc_auc failed: ..."],
         [
-            Check("min_test_rows", True, "2000 test rows", "evidence"),
-            Check("floor f1", False, "f1 0.1", "quality"),
+            Check("min_test_rows", True, "2000 test rows", CheckKind.EVIDENCE),
+            Check("floor f1", False, "f1 0.1", CheckKind.QUALITY),
         ],
-        ["a note"],
+        [Note(NoteKind.DRIFT, "a note")],
         forced=False,
     )
 
@@ -245,3 +251,13 @@ def test_decide_output_round_trips():
     )
 
     assert Decision.from_dict(json.loads(json.dumps(decision.to_dict()))) == decision
+
+
+def test_gate_record_round_trips_and_keeps_the_live_version_it_was_compared_with():
+    record = GateRecord(decide(evaluation(diff_ci=(0.0, 0.02)), POLICY), attempt=2, live_version="2026-01-03-abc")
+
+    data = json.loads(json.dumps(record.to_dict()))
+
+    assert data["action"] == "PROMOTE" and data["attempt"] == 2 and data["live_version"] == "2026-01-03-abc"
+    assert GateRecord.from_dict(data) == record
+    assert GateRecord.from_dict(data).decision.action is Action.PROMOTE

@@ -8,23 +8,16 @@ from datetime import date
 
 import pandas as pd
 import pytest
-from conftest import ADULT_CONFIG
+from conftest import ADULT_CONFIG, entries
 
-from pipelines.artifacts import fingerprint_frame, read_metadata
-from pipelines.config import load_config
-from pipelines.context import RunContext
-from pipelines.ingest import (
-    QUARANTINE,
-    QUARANTINE_COLUMNS,
-    SNAPSHOT,
-    SOURCE_DS,
-    SOURCE_ROW,
-    IngestError,
-    ingest,
-    parse_partition,
-    read_snapshot,
-    window_dates,
-)
+from pipelines.core.artifacts import fingerprint_frame, read_metadata
+from pipelines.core.config import load_config
+from pipelines.core.context import RunContext
+from pipelines.core.contracts import StageName, Status
+from pipelines.core.outputs import SOURCE_DS, SOURCE_ROW, IngestOutput
+from pipelines.data.ingest import QUARANTINE_COLUMNS, IngestError, ingest_window, parse_partition, window_dates
+
+SNAPSHOT, QUARANTINE = IngestOutput("").snapshot.name, IngestOutput("").quarantine.name
 
 SCHEMA = load_config(ADULT_CONFIG).data_schema
 DAY = date(2026, 1, 5)
@@ -150,13 +143,13 @@ def partition(ctx: RunContext, day: str):
 
 
 def test_ingest_writes_snapshot_quarantine_and_metadata(ctx):
-    uri = ingest(ctx)
+    uri = ingest_window(ctx)
 
-    out = ctx.stage_dir("ingest")
+    out = ctx.stage_dir(StageName.INGEST)
     assert uri == str(out)
     assert sorted(p.name for p in out.iterdir()) == ["metadata.json", QUARANTINE, SNAPSHOT]
-    assert sorted(p.name for p in out.parent.iterdir()) == ["ingest"]
-    snapshot = read_snapshot(uri)
+    assert entries(out.parent) == ["ingest"], "no temporary folder is left behind"
+    snapshot = IngestOutput(uri).read_snapshot()
     assert len(snapshot) == 3 * 800
     assert sorted(snapshot[SOURCE_DS].unique()) == ["2026-01-01", "2026-01-02", "2026-01-03"]
     quarantine = pd.read_csv(out / QUARANTINE)
@@ -180,14 +173,14 @@ def test_ingest_without_the_partition_for_d_fails(small_adult):
     ctx = RunContext.create(small_adult, "2026-01-08")
 
     with pytest.raises(IngestError, match="no partition for 2026-01-08"):
-        ingest(ctx)
-    assert not ctx.stage_dir("ingest").exists()
+        ingest_window(ctx)
+    assert not ctx.stage_dir(StageName.INGEST).exists()
 
 
 def test_ingest_records_a_missing_earlier_partition(ctx):
     partition(ctx, "2026-01-02").unlink()
 
-    meta = read_metadata(ingest(ctx))
+    meta = read_metadata(ingest_window(ctx))
 
     assert meta["rows"] == 1600
     assert [p["status"] for p in meta["partitions"]] == ["read", "missing", "read"]
@@ -200,15 +193,16 @@ def test_ingest_fails_above_max_quarantine_fraction_but_writes_the_artifacts(ctx
         fh.writelines("garbage,row\n" for _ in range(200))  # 200 of 2,600 rows: 7.7% > 5%
 
     with pytest.raises(IngestError, match="max_quarantine_fraction") as excinfo:
-        ingest(ctx)
+        ingest_window(ctx)
 
     assert "200 of 2600" in str(excinfo.value)
-    out = ctx.stage_dir("ingest")
+    out = ctx.stage_dir(StageName.INGEST)
     quarantine = pd.read_csv(out / QUARANTINE)
     assert len(quarantine) == 200
     assert set(quarantine["reason"]) == {"expected 15 fields, got 2"}
     assert quarantine["line"].tolist() == list(range(802, 1002))
     meta = json.loads((out / "metadata.json").read_text())
+    assert meta["status"] == Status.FAILED, "the evidence is kept but marked failed, so nothing reads it as good"
     assert meta["quarantined"] == 200
     assert meta["quarantined_fraction"] == pytest.approx(200 / 2600, abs=1e-6)
 
@@ -217,7 +211,7 @@ def test_ingest_below_max_quarantine_fraction_succeeds(ctx):
     with partition(ctx, "2026-01-02").open("a") as fh:
         fh.write("garbage,row\n")
 
-    meta = read_metadata(ingest(ctx))
+    meta = read_metadata(ingest_window(ctx))
 
     assert meta["rows"] == 2400
     assert meta["quarantined"] == 1
@@ -225,22 +219,22 @@ def test_ingest_below_max_quarantine_fraction_succeeds(ctx):
 
 
 def test_reingest_gives_the_same_fingerprint_and_replaces_the_directory(ctx):
-    first = read_metadata(ingest(ctx))
-    (ctx.stage_dir("ingest") / "stale.txt").write_text("from an older run")
+    first = read_metadata(ingest_window(ctx))
+    (ctx.stage_dir(StageName.INGEST) / "stale.txt").write_text("from an older run")
 
-    second = read_metadata(ingest(ctx))
+    second = read_metadata(ingest_window(ctx))
 
     assert second["fingerprint"] == first["fingerprint"]
-    assert not (ctx.stage_dir("ingest") / "stale.txt").exists()
+    assert not (ctx.stage_dir(StageName.INGEST) / "stale.txt").exists()
 
 
 def test_a_changed_partition_changes_the_fingerprint(ctx):
-    first = read_metadata(ingest(ctx))
+    first = read_metadata(ingest_window(ctx))
     path = partition(ctx, "2026-01-01")
     lines = path.read_text().splitlines(keepends=True)
     path.write_text("".join(lines[:-1]))
 
-    second = read_metadata(ingest(ctx))
+    second = read_metadata(ingest_window(ctx))
 
     assert second["rows"] == first["rows"] - 1
     assert second["fingerprint"] != first["fingerprint"]

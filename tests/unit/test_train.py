@@ -8,16 +8,17 @@ from datetime import date
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import SMALL, write_config
+from conftest import SMALL, ingest_and_validate, write_config
 
-from pipelines.artifacts import read_metadata
-from pipelines.config import load_config
-from pipelines.context import RunContext
-from pipelines.data import read_adult_wheel, write_partitions
-from pipelines.ingest import ingest
-from pipelines.scoring import load_scorer, score
-from pipelines.train import EXAMPLES_INPUT, MODEL_DIR, train
-from pipelines.transform import TEST_RAW, transform
+from pipelines.core.artifacts import read_metadata
+from pipelines.core.config import load_config
+from pipelines.core.context import RunContext
+from pipelines.core.outputs import TrainOutput, TransformOutput
+from pipelines.data.demo import read_adult_wheel, write_partitions
+from pipelines.features.transform import transform_features
+from pipelines.model.scoring import load_scorer, score
+from pipelines.model.signature import EXAMPLES_INPUT
+from pipelines.model.train import train_model
 
 
 @pytest.fixture(scope="module")
@@ -28,15 +29,15 @@ def trained(tmp_path_factory):
     path = write_config(tmp, {**SMALL, "training": {"epochs": 2}})
     write_partitions(read_adult_wheel(ADULT_WHEEL), load_config(path), date(2026, 1, 1), 800, days=3)
     ctx = RunContext.create(path, "2026-01-03")
-    transform_uri = transform(ctx, ingest(ctx))
-    return ctx, transform_uri, train(ctx, transform_uri)
+    transform_uri = transform_features(ctx, *ingest_and_validate(ctx))
+    return ctx, transform_uri, train_model(ctx, transform_uri)
 
 
 def test_exported_model_scores_raw_rows_without_the_transform_output(trained, tmp_path):
     ctx, transform_uri, train_uri = trained
-    test = pd.read_parquet(f"{transform_uri}/{TEST_RAW}")
+    test = pd.read_parquet(TransformOutput(transform_uri).test_raw)
     model = tmp_path / "model"
-    shutil.copytree(f"{train_uri}/{MODEL_DIR}", model)
+    shutil.copytree(TrainOutput(train_uri).model_dir, model)
     shutil.rmtree(transform_uri)  # the TFT graph and vocabularies must live inside the model
 
     p = score(model, test, ctx.config.data_schema)
@@ -49,7 +50,7 @@ def test_exported_model_scores_raw_rows_without_the_transform_output(trained, tm
 
 def test_serving_signature_takes_serialized_examples_and_tolerates_missing_features(trained):
     ctx, _, train_uri = trained
-    serve = load_scorer(f"{train_uri}/{MODEL_DIR}")
+    serve = load_scorer(TrainOutput(train_uri).model_dir)
     (spec,) = serve.structured_input_signature[1].values()
     assert list(serve.structured_input_signature[1]) == [EXAMPLES_INPUT] and spec.dtype.name == "string"
 
@@ -59,7 +60,7 @@ def test_serving_signature_takes_serialized_examples_and_tolerates_missing_featu
            "hours_per_week": 60.0, "native_country": "United-States"}  # fmt: skip
     sparse = {**row, "workclass": None, "capital_gain": np.nan, "native_country": "Atlantis"}
     frame = pd.DataFrame([row, sparse]).astype({"workclass": "object"})
-    p = score(f"{train_uri}/{MODEL_DIR}", frame, ctx.config.data_schema)
+    p = score(TrainOutput(train_uri).model_dir, frame, ctx.config.data_schema)
     assert p.shape == (2,) and np.isfinite(p).all()
     assert p[0] > 0.5, "a textbook high earner"
 

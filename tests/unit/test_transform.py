@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from conftest import ADULT_CONFIG
+from conftest import ADULT_CONFIG, ingest_and_validate
 
-from pipelines.config import load_config
-from pipelines.context import RunContext
-from pipelines.ingest import SOURCE_DS, SOURCE_ROW, ingest, read_snapshot
-from pipelines.transform import (
-    MISSING_TOKEN,
-    TEST_RAW,
-    TFT_DIR,
-    TRAIN_RAW,
-    TRANSFORMED,
-    analyze_and_transform,
-    column_kinds,
-    in_test_split,
-    to_record_batches,
-    transform,
-)
+from pipelines.core.config import load_config
+from pipelines.core.context import RunContext
+from pipelines.core.contracts import StageName
+from pipelines.core.outputs import SOURCE_DS, SOURCE_ROW, IngestOutput, StaleInput, TransformOutput
+from pipelines.features.encoding import column_kinds, to_record_batches
+from pipelines.features.transform import MISSING_TOKEN, analyze_and_transform, in_test_split, transform_features
 
 CONFIG = load_config(ADULT_CONFIG)
 SCHEMA = CONFIG.data_schema
@@ -62,14 +55,15 @@ def test_preprocessing_on_in_memory_rows(tmp_path, adult_frame):
         rows[name] = pd.to_numeric(rows[name])
     rows.loc[:19, "age"] = np.nan
     rows.loc[20:29, "workclass"] = None
-    rows[SCHEMA.columns].to_parquet(tmp_path / "rows.parquet", index=False)
+    out = TransformOutput(tmp_path)
+    rows[SCHEMA.columns].to_parquet(out.train_raw, index=False)
 
-    analyze_and_transform(tmp_path / "rows.parquet", tmp_path, CONFIG)
+    analyze_and_transform(out, CONFIG)
 
-    output = tft.TFTransformOutput(str(tmp_path / TFT_DIR))
+    output = tft.TFTransformOutput(str(out.tft_dir))
     spec = output.transformed_feature_spec()
     assert set(spec) == set(SCHEMA.columns)
-    files = [str(p) for p in (tmp_path / TRANSFORMED).glob("*.tfrecord")]
+    files = [str(p) for p in out.transformed_dir.glob("*.tfrecord")]
     batch = next(iter(tf.data.TFRecordDataset(files).batch(1000).map(lambda x: tf.io.parse_example(x, spec))))
     values = {k: v.numpy() for k, v in batch.items()}
     assert len(values["age"]) == len(rows)
@@ -88,14 +82,31 @@ def test_preprocessing_on_in_memory_rows(tmp_path, adult_frame):
 
 def test_transform_stage_writes_disjoint_splits_and_the_transform_graph(small_adult):
     ctx = RunContext.create(small_adult, "2026-01-03")
-    snapshot = read_snapshot(ingest(ctx))
+    snapshot_uri, validation_uri = ingest_and_validate(ctx)
+    snapshot = IngestOutput(snapshot_uri).read_snapshot()
 
-    out = transform(ctx, str(ctx.stage_dir("ingest")))
+    out = TransformOutput(transform_features(ctx, snapshot_uri, validation_uri))
 
-    train, test = pd.read_parquet(f"{out}/{TRAIN_RAW}"), pd.read_parquet(f"{out}/{TEST_RAW}")
+    train, test = pd.read_parquet(out.train_raw), pd.read_parquet(out.test_raw)
     assert len(train) + len(test) == len(snapshot)
     keys = lambda df: set(zip(df[SOURCE_DS], df[SOURCE_ROW], strict=True))  # noqa: E731
     assert not keys(train) & keys(test)
     assert len(test) / len(snapshot) == pytest.approx(ctx.config.data.test_fraction, abs=0.03)
-    assert (ctx.stage_dir("transform") / TFT_DIR / "transform_fn" / "saved_model.pb").exists()
+    assert (out.tft_dir / "transform_fn" / "saved_model.pb").exists()
+    assert out.path == ctx.stage_dir(StageName.TRANSFORM)
     assert set(column_kinds(SCHEMA)) == set(SCHEMA.columns)
+
+
+def test_transform_refuses_a_snapshot_that_failed_validation_or_was_never_validated(small_adult):
+    from pipelines.core.artifacts import read_metadata, write_json_atomic
+
+    ctx = RunContext.create(small_adult, "2026-01-03")
+    snapshot_uri, validation_uri = ingest_and_validate(ctx)
+    meta = read_metadata(validation_uri)
+    write_json_atomic(Path(validation_uri) / "metadata.json", {**meta, "status": "failed"})
+
+    with pytest.raises(StaleInput, match="validate output .* is marked failed"):
+        transform_features(ctx, snapshot_uri, validation_uri)
+    with pytest.raises(StaleInput, match="no validate output at .*: run `validate` first"):
+        transform_features(ctx, snapshot_uri, str(ctx.config.artifact_root / "nowhere"))
+    assert not ctx.stage_dir(StageName.TRANSFORM).exists()

@@ -8,8 +8,8 @@ import pytest
 from conftest import ADULT_CONFIG
 from sklearn import metrics as skm
 
-from pipelines.config import METRICS, load_config
-from pipelines.evaluate import assess, classification_metrics, evaluate_frame, slice_keys
+from pipelines.core.config import METRICS, load_config
+from pipelines.evaluation.metrics import assess, classification_metrics, evaluate_frame, slice_keys
 
 CONFIG = load_config(ADULT_CONFIG)
 SCHEMA = CONFIG.data_schema

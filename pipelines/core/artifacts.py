@@ -1,13 +1,15 @@
-"""Artifact layout, atomic writes and metadata records.
+"""Artifact layout, atomic writes, locks and metadata records.
 
 Every stage writes one new directory keyed by the logical date D: ``<root>/runs/<D>/<stage>/``.
 It is built in a temporary sibling and renamed into place, so a crash mid-stage leaves the previous
 good directory intact and a re-run of D replaces D's artifacts whole. Each directory carries a
-``metadata.json``: content fingerprint, the inputs it came from, code version, config hash, run id.
+``metadata.json``: status, content fingerprint, the inputs it came from (with their fingerprints),
+code version, config hash, run id. Fingerprints hash content only, never a path or a time.
 """
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import hashlib
 import json
@@ -15,7 +17,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -23,35 +24,91 @@ from pathlib import Path
 from typing import Any
 
 import pipelines
+from pipelines.core.contracts import PipelineError, Status
 
 METADATA = "metadata.json"
 
 
+class CorruptArtifact(PipelineError):
+    """A file the pipeline wrote cannot be read back (truncated or edited by hand)."""
+
+
 def run_dir(artifact_root: Path, ds: date) -> Path:
+    """Where every output of D lives: ``<artifact_root>/runs/<D>``."""
     return artifact_root / "runs" / ds.isoformat()
 
 
 def stage_dir(artifact_root: Path, ds: date, stage: str) -> Path:
+    """Where ``stage`` keeps its output for D: ``<artifact_root>/runs/<D>/<stage>``."""
     return run_dir(artifact_root, ds) / stage
 
 
 @contextmanager
+def file_lock(path: Path, wait: bool = True) -> Iterator[bool]:
+    """An exclusive advisory lock on ``path`` (created if missing), released when the block ends or the
+    process dies; it serializes writers across processes on one machine.
+
+    Yields:
+        True once the lock is held; with ``wait=False``, False at once if another process holds it.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _siblings(final: Path) -> tuple[Path, Path, Path]:
+    """The lock, temporary and previous-version paths that ``atomic_dir`` keeps beside ``final``."""
+    return tuple(final.with_name(f".{final.name}.{suffix}") for suffix in ("lock", "tmp", "old"))  # type: ignore[return-value]
+
+
+def _tidy(final: Path) -> None:
+    """With ``final``'s lock held: undo a swap that was cut between its two renames, drop debris."""
+    _, tmp, old = _siblings(final)
+    if old.exists() and not final.exists():
+        os.rename(old, final)
+    for debris in (tmp, old):
+        shutil.rmtree(debris, ignore_errors=True)
+
+
+def remove_debris(final: Path) -> bool:
+    """Remove what killed writers of ``final`` left behind, unless a writer is at work; True if tidied."""
+    with file_lock(_siblings(final)[0], wait=False) as held:
+        if held:
+            _tidy(final)
+        return held
+
+
+@contextmanager
 def atomic_dir(final: Path) -> Iterator[Path]:
-    """Yield a fresh temporary directory that replaces ``final`` only if the block succeeds."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
-        os.rename(final, old)
-        os.rename(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(tmp, final)
+    """Yield an empty temporary directory that replaces ``final`` only if the block succeeds.
+
+    Writers of the same ``final`` take turns (a lock beside it), so the temporary directory has a
+    fixed name: whatever a killed writer left there is removed first, and nothing a stage writes
+    embeds a random path. A kill between the two renames of the swap is repaired on the next entry.
+    """
+    lock, tmp, old = _siblings(final)
+    with file_lock(lock):
+        _tidy(final)
+        tmp.mkdir()
+        try:
+            yield tmp
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        if final.exists():
+            os.rename(final, old)
+            os.rename(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, final)
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
@@ -70,7 +127,17 @@ def write_json_atomic(path: Path, obj: Any) -> None:
 
 
 def read_json(path: Path) -> Any:
-    return json.loads(Path(path).read_text())
+    """Read a JSON file the pipeline wrote.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        CorruptArtifact: it exists but is not valid JSON; the message names the file.
+    """
+    text = Path(path).read_text()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CorruptArtifact(f"{path} is not valid JSON ({exc}): it was truncated or edited by hand") from None
 
 
 def fingerprint_files(root: Path, exclude: tuple[str, ...] = (METADATA,)) -> str:
@@ -127,11 +194,17 @@ def write_metadata(
     config_hash: str,
     fingerprint: str,
     inputs: dict[str, str] | None = None,
+    status: Status = Status.SUCCEEDED,
     **details: Any,
 ) -> dict[str, Any]:
-    """Write ``metadata.json`` into a stage directory and return the record."""
+    """Write ``metadata.json`` into a stage directory and return the record.
+
+    Each input is recorded with its fingerprint at this moment, so a reader can tell later whether
+    the input has been replaced since (see ``pipelines.core.outputs``).
+    """
     record = {
         "stage": stage,
+        "status": str(status),
         "ds": ds.isoformat(),
         "run_id": run_id,
         "config_hash": config_hash,
@@ -146,9 +219,11 @@ def write_metadata(
 
 
 def read_metadata(uri: str | Path) -> dict[str, Any]:
+    """The ``metadata.json`` record of the stage directory ``uri``."""
     return read_json(Path(uri) / METADATA)
 
 
 def input_fingerprint(uri: str) -> str | None:
+    """The fingerprint recorded in the metadata at ``uri``, or None if it has none."""
     path = Path(uri) / METADATA
     return read_json(path)["fingerprint"] if path.exists() else None

@@ -19,17 +19,14 @@ from typing import Any
 
 import pandas as pd
 
-from pipelines.artifacts import atomic_dir, fingerprint_frame
-from pipelines.config import Schema
-from pipelines.context import PipelineError, RunContext
+from pipelines.core.artifacts import fingerprint_frame
+from pipelines.core.config import Schema
+from pipelines.core.context import RunContext
+from pipelines.core.contracts import PipelineError, StageName, Status
+from pipelines.core.outputs import SOURCE_DS, SOURCE_ROW, IngestOutput
 
 log = logging.getLogger(__name__)
 
-STAGE = "ingest"
-SNAPSHOT = "snapshot.parquet"
-QUARANTINE = "quarantine.csv"
-SOURCE_DS = "_source_ds"
-SOURCE_ROW = "_source_row"
 QUARANTINE_COLUMNS = ["ds", "line", "reason", "raw"]
 _UNDECODABLE = "\ufffd"  # what bytes that are not UTF-8 decode to
 
@@ -108,71 +105,69 @@ def _typed(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
     return frame
 
 
-def ingest(ctx: RunContext) -> str:
-    """Read the window's partitions and write ``snapshot.parquet``, ``quarantine.csv`` and metadata.
+def read_partition(path: Path, schema: Schema, day: date) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Parse one day's file; returns its rows, its quarantined rows and its metadata entry."""
+    content = path.read_bytes()
+    rows, bad, info = parse_partition(content.decode("utf-8", errors="replace"), schema, day)
+    entry = {
+        "ds": day.isoformat(),
+        "path": str(path),
+        "status": "read",
+        "sha256": hashlib.sha256(content).hexdigest(),
+        "rows": len(rows),
+        "quarantined": len(bad),
+        **info,
+    }
+    log.info("ingest %s: %d rows, %d quarantined %s", day, len(rows), len(bad), info)
+    return rows, bad, entry
+
+
+def ingest_window(ctx: RunContext) -> str:
+    """Read the window's partitions and write the snapshot, the quarantine and metadata.
 
     Returns:
-        The URI of the ingest directory for D.
+        The URI of the ingest output for D.
 
     Raises:
         IngestError: D's own partition is missing, or the malformed fraction exceeds
-            ``thresholds.ingest.max_quarantine_fraction`` (the artifacts are written first).
+            ``thresholds.ingest.max_quarantine_fraction`` (the evidence is written first, marked failed).
     """
     data, schema = ctx.config.data, ctx.config.data_schema
-    days = window_dates(ctx.ds, ctx.window)
-    own = data.root / data.partition_pattern.format(date=ctx.ds.isoformat())
-    if not own.exists():
-        raise IngestError(f"no partition for {ctx.ds}: {own} does not exist")
+    if not data.partition(ctx.ds).exists():
+        raise IngestError(f"no partition for {ctx.ds}: {data.partition(ctx.ds)} does not exist")
     frames, quarantined, partitions = [], [], []
-    for day in days:
-        path = data.root / data.partition_pattern.format(date=day.isoformat())
+    for day in window_dates(ctx.ds, ctx.window):
+        path = data.partition(day)
         if not path.exists():
             partitions.append({"ds": day.isoformat(), "path": str(path), "status": "missing"})
             continue
-        content = path.read_bytes()
-        rows, bad, info = parse_partition(content.decode("utf-8", errors="replace"), schema, day)
+        rows, bad, entry = read_partition(path, schema, day)
         frames.append(rows)
         quarantined.append(bad)
-        partitions.append(
-            {
-                "ds": day.isoformat(),
-                "path": str(path),
-                "status": "read",
-                "sha256": hashlib.sha256(content).hexdigest(),
-                "rows": len(rows),
-                "quarantined": len(bad),
-                **info,
-            }
-        )
-        log.info("ingest %s: %d rows, %d quarantined %s", day, len(rows), len(bad), info)
+        partitions.append(entry)
     snapshot = pd.concat(frames, ignore_index=True)
     quarantine = pd.concat(quarantined, ignore_index=True)
     total = len(snapshot) + len(quarantine)
     fraction = len(quarantine) / total if total else 0.0
-    final = ctx.stage_dir(STAGE)
-    with atomic_dir(final) as out:
-        snapshot.to_parquet(out / SNAPSHOT, index=False)
-        quarantine.to_csv(out / QUARANTINE, index=False)
-        ctx.write_metadata(
-            out,
-            STAGE,
+    limit = ctx.config.thresholds.ingest.max_quarantine_fraction
+    with ctx.open_stage(StageName.INGEST) as out:
+        written = IngestOutput(out.path)
+        snapshot.to_parquet(written.snapshot, index=False)
+        quarantine.to_csv(written.quarantine, index=False)
+        out.finish(
             fingerprint_frame(snapshot),
+            status=Status.FAILED if fraction > limit else Status.SUCCEEDED,
             rows=len(snapshot),
             quarantined=len(quarantine),
             quarantined_fraction=round(fraction, 6),
             window_days=ctx.window,
             partitions=partitions,
         )
-    limit = ctx.config.thresholds.ingest.max_quarantine_fraction
     if fraction > limit:
         reasons = quarantine["reason"].value_counts().head(3).to_dict()
         raise IngestError(
             f"{len(quarantine)} of {total} rows ({fraction:.1%}) are malformed, above "
             f"max_quarantine_fraction {limit:.1%}; most common reasons {reasons}; "
-            f"see {final / QUARANTINE}"
+            f"see {IngestOutput(out.uri).quarantine}"
         )
-    return str(final)
-
-
-def read_snapshot(uri: str | Path) -> pd.DataFrame:
-    return pd.read_parquet(Path(uri) / SNAPSHOT)
+    return out.uri

@@ -1,29 +1,20 @@
-"""Evaluate: the candidate, the live model and a trivial baseline on the same raw test rows.
+"""Classification metrics with bootstrap intervals, overall and per slice (pure: no I/O).
 
-Both models are scored through their serving signatures on raw features, so a model is judged as it
-will serve. Metrics (accuracy, precision, recall, F1, ROC AUC, confusion matrix) come overall and per
-configured slice, each with a percentile-bootstrap confidence interval, and the candidate-minus-live
-difference comes from the SAME resamples (a paired bootstrap), which is what the gate decides on.
-Slices smaller than ``min_slice_size`` get point estimates only, marked insufficient.
+Metrics (accuracy, precision, recall, F1, ROC AUC, confusion matrix) come with a percentile-bootstrap
+confidence interval, and the candidate-minus-live difference comes from the SAME resamples (a paired
+bootstrap), which is what the gate decides on. Slices smaller than ``min_slice_size`` get point
+estimates only, marked insufficient.
 """
 
 from __future__ import annotations
 
-import logging
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from pipelines.artifacts import atomic_dir, fingerprint_json, read_json, read_metadata, write_json_atomic
-from pipelines.config import METRICS, Config, GatePolicy, Schema
-from pipelines.context import RunContext
+from pipelines.core.config import METRICS, Config, GatePolicy, Schema
 
-log = logging.getLogger(__name__)
-
-STAGE = "evaluate"
-REPORT = "evaluation.json"
 THRESHOLD = 0.5
 MISSING = "missing"
 
@@ -165,49 +156,3 @@ def evaluate_frame(
             groups[group] = assess(y[mask], candidate[mask], live_part, policy, i + 1, policy.min_slice_size)
         report["slices"][name] = groups
     return report
-
-
-def evaluate(ctx: RunContext, transform_uri: str, train_uri: str) -> str:
-    """Score the test split with the candidate and the live model; write ``evaluation.json``."""
-    import mlflow
-
-    from pipelines.deploy import live_version
-    from pipelines.scoring import score
-    from pipelines.tracking import start_run
-    from pipelines.train import MODEL_DIR
-    from pipelines.transform import TEST_RAW, TRAIN_RAW
-
-    schema = ctx.config.data_schema
-    test = pd.read_parquet(Path(transform_uri) / TEST_RAW)
-    train_labels = pd.read_parquet(Path(transform_uri) / TRAIN_RAW, columns=[schema.label.name])
-    positive_rate = float((train_labels[schema.label.name] == schema.label.positive).mean())
-    candidate = score(Path(train_uri) / MODEL_DIR, test, schema)
-    live_record = live_version(ctx.config)
-    live = score(live_record["model_uri"], test, schema) if live_record else None
-    report = evaluate_frame(test, candidate, live, ctx.config, positive_rate)
-    report["live_version"] = live_record["version"] if live_record else None
-    final = ctx.stage_dir(STAGE)
-    with atomic_dir(final) as out:
-        write_json_atomic(out / REPORT, report)
-        train_meta = read_metadata(train_uri)
-        with start_run(ctx, train_meta["mlflow_run_id"]):
-            overall = report["overall"]
-            for m in METRICS:
-                for who in ("candidate", "live"):
-                    value = overall.get(who, {}).get(m)
-                    if value is not None:
-                        mlflow.log_metric(f"{'' if who == 'candidate' else 'live_'}test_{m}", value)
-            mlflow.log_artifact(str(out / REPORT))
-        ctx.write_metadata(
-            out,
-            STAGE,
-            fingerprint_json(report),
-            inputs={"transform": transform_uri, "model": train_uri},
-            live_version=report["live_version"],
-        )
-    log.info("evaluation: candidate %s", {m: report["overall"]["candidate"][m] for m in METRICS})
-    return str(final)
-
-
-def read_report(uri: str | Path) -> dict[str, Any]:
-    return read_json(Path(uri) / REPORT)

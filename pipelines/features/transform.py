@@ -15,32 +15,35 @@ from __future__ import annotations
 import hashlib
 import logging
 import shutil
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from pipelines.artifacts import atomic_dir, fingerprint_json
-from pipelines.config import Config, Schema
-from pipelines.context import RunContext
+from pipelines.core.artifacts import fingerprint_frame, fingerprint_json
+from pipelines.core.config import Config, Schema
+from pipelines.core.context import RunContext
+from pipelines.core.contracts import StageName
+from pipelines.core.outputs import (
+    SOURCE_DS,
+    SOURCE_ROW,
+    IngestOutput,
+    StaleInput,
+    TransformOutput,
+    ValidationOutput,
+    require,
+)
+from pipelines.features.encoding import arrow_schema, column_kinds, to_record_batches
 
 log = logging.getLogger(__name__)
 
-STAGE = "transform"
-TRAIN_RAW = "train_raw.parquet"
-TEST_RAW = "test_raw.parquet"
-TFT_DIR = "tft"
-TRANSFORMED = "transformed"
 TRANSFORMED_TRAIN = "train"
 MISSING_TOKEN = "__MISSING__"
 
 
 def in_test_split(df: pd.DataFrame, fraction: float, seed: int) -> np.ndarray:
     """True for rows in the test split: a stable hash of (seed, source date, source line)."""
-    from pipelines.ingest import SOURCE_DS, SOURCE_ROW
-
     keys = (f"{seed}/{d}/{r}".encode() for d, r in zip(df[SOURCE_DS], df[SOURCE_ROW], strict=True))
     buckets = np.fromiter(
         (int.from_bytes(hashlib.blake2b(k, digest_size=8).digest(), "big") % 10_000 for k in keys),
@@ -48,46 +51,6 @@ def in_test_split(df: pd.DataFrame, fraction: float, seed: int) -> np.ndarray:
         count=len(df),
     )
     return buckets < round(fraction * 10_000)
-
-
-def column_kinds(schema: Schema) -> dict[str, str]:
-    """Each raw column's kind; the label is read as a string like a categorical."""
-    return {**{f.name: f.kind for f in schema.features}, schema.label.name: "categorical"}
-
-
-def arrow_schema(kinds: dict[str, str]) -> Any:
-    """Arrow schema of the RecordBatches fed to TFT: every column a list (empty when missing)."""
-    import pyarrow as pa
-
-    value = {"numeric": pa.float32(), "categorical": pa.large_binary()}
-    return pa.schema([pa.field(name, pa.list_(value[kind])) for name, kind in kinds.items()])
-
-
-def to_record_batches(table: Any, kinds: dict[str, str]) -> Iterator[Any]:
-    """Turn a flat Arrow table (one value or null per cell) into TFXIO-style list-column batches."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    target = arrow_schema(kinds)
-    for batch in table.select(list(kinds)).to_batches():
-        columns = []
-        for field in target:
-            column = batch.column(field.name).cast(field.type.value_type)
-            valid = pc.is_valid(column)
-            offsets = np.concatenate([[0], np.cumsum(valid.to_numpy(zero_copy_only=False))]).astype(np.int32)
-            columns.append(pa.ListArray.from_arrays(pa.array(offsets), column.filter(valid)))
-        yield pa.RecordBatch.from_arrays(columns, schema=target)
-
-
-def raw_feature_spec(schema: Schema, with_label: bool = True) -> dict[str, Any]:
-    """The tf.Example parsing spec of raw data: every column variable-length, so it may be missing."""
-    import tensorflow as tf
-
-    dtype = {"numeric": tf.float32, "categorical": tf.string}
-    kinds = column_kinds(schema)
-    if not with_label:
-        kinds.pop(schema.label.name)
-    return {name: tf.io.VarLenFeature(dtype[kind]) for name, kind in kinds.items()}
 
 
 def make_preprocessing_fn(schema: Schema) -> Callable[[dict[str, Any]], dict[str, Any]]:
@@ -116,12 +79,13 @@ def make_preprocessing_fn(schema: Schema) -> Callable[[dict[str, Any]], dict[str
 
 
 def beam_options(config: Config) -> Any:
+    """Beam pipeline options from the config: the runner and any extra flags."""
     from apache_beam.options.pipeline_options import PipelineOptions
 
     return PipelineOptions([f"--runner={config.beam.runner}", *config.beam.options])
 
 
-def analyze_and_transform(train_parquet: Path, out: Path, config: Config) -> None:
+def analyze_and_transform(out: TransformOutput, config: Config) -> None:
     """Run the Beam pipeline: read the train split, analyze + transform it, write TFRecords and TFT."""
     import apache_beam as beam
     import tensorflow_transform.beam as tft_beam
@@ -138,11 +102,11 @@ def analyze_and_transform(train_parquet: Path, out: Path, config: Config) -> Non
         for name in kinds
     }
     adapter = tfxio.TensorAdapterConfig(arrow_schema(kinds), representations)
-    temp = out / ".beam-tmp"
+    temp = out.beam_temp
     with beam.Pipeline(options=beam_options(config)) as pipeline, tft_beam.Context(temp_dir=str(temp)):
         batches = (
             pipeline
-            | "ReadTrainRows" >> beam.io.ReadFromParquetBatched(str(train_parquet), columns=list(kinds))
+            | "ReadTrainRows" >> beam.io.ReadFromParquetBatched(str(out.train_raw), columns=list(kinds))
             | "ToRecordBatches" >> beam.FlatMap(to_record_batches, kinds)
         )
         (transformed, _), transform_fn = (batches, adapter) | "AnalyzeAndTransform" >> (
@@ -153,42 +117,42 @@ def analyze_and_transform(train_parquet: Path, out: Path, config: Config) -> Non
             | "EncodeExamples" >> beam.FlatMapTuple(lambda batch, _: example_coder.RecordBatchToExamples(batch))
             | "WriteTransformedTrain"
             >> beam.io.WriteToTFRecord(
-                str(out / TRANSFORMED / TRANSFORMED_TRAIN), file_name_suffix=".tfrecord", num_shards=1
+                str(out.transformed_dir / TRANSFORMED_TRAIN), file_name_suffix=".tfrecord", num_shards=1
             )
         )
-        _ = transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(str(out / TFT_DIR))
+        _ = transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(str(out.tft_dir))
     shutil.rmtree(temp, ignore_errors=True)
 
 
-def transform(ctx: RunContext, snapshot_uri: str) -> str:
-    """Split the snapshot and run TFT; returns the URI of the transform directory for D."""
-    from pipelines.artifacts import fingerprint_frame
-    from pipelines.ingest import read_snapshot
+def transform_features(ctx: RunContext, snapshot_uri: str, validation_uri: str) -> str:
+    """Split the validated snapshot and run TFT; returns the URI of the transform output for D.
 
+    Raises:
+        StaleInput: the snapshot did not pass validation (or validation ran on another snapshot).
+    """
+    snapshot = require(IngestOutput(snapshot_uri))
+    validation = require(ValidationOutput(validation_uri))
+    if validation.metadata()["inputs"]["snapshot"]["fingerprint"] != snapshot.metadata()["fingerprint"]:
+        raise StaleInput(f"validation at {validation_uri} checked another snapshot: re-run `validate` first")
     data = ctx.config.data
-    snapshot = read_snapshot(snapshot_uri)
-    is_test = in_test_split(snapshot, data.test_fraction, data.split_seed)
-    train, test = snapshot[~is_test].reset_index(drop=True), snapshot[is_test].reset_index(drop=True)
-    final = ctx.stage_dir(STAGE)
-    with atomic_dir(final) as out:
-        train.to_parquet(out / TRAIN_RAW, index=False)
-        test.to_parquet(out / TEST_RAW, index=False)
+    rows = snapshot.read_snapshot()
+    is_test = in_test_split(rows, data.test_fraction, data.split_seed)
+    train, test = rows[~is_test].reset_index(drop=True), rows[is_test].reset_index(drop=True)
+    with ctx.open_stage(StageName.TRANSFORM) as out:
+        written = TransformOutput(out.path)
+        train.to_parquet(written.train_raw, index=False)
+        test.to_parquet(written.test_raw, index=False)
         log.info(
-            "transform: %d train rows, %d test rows; running TFT on %s",
-            len(train),
-            len(test),
-            ctx.config.beam.runner,
+            "transform: %d train rows, %d test rows; running TFT on %s", len(train), len(test), ctx.config.beam.runner
         )
-        analyze_and_transform(out / TRAIN_RAW, out, ctx.config)
+        analyze_and_transform(written, ctx.config)
         split_fingerprints = {"train": fingerprint_frame(train), "test": fingerprint_frame(test)}
-        ctx.write_metadata(
-            out,
-            STAGE,
+        out.finish(
             fingerprint_json(split_fingerprints),
-            inputs={"snapshot": snapshot_uri},
+            inputs={"snapshot": snapshot, "validation": validation},
             train_rows=len(train),
             test_rows=len(test),
             split_fingerprints=split_fingerprints,
             beam_runner=ctx.config.beam.runner,
         )
-    return str(final)
+    return out.uri

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from conftest import SMALL, write_config
 
-from pipelines.config import load_config
-from pipelines.data import ADULT_COLUMNS, DriftSpec, inject_drift, parse_adult, write_partitions
+from pipelines.core.config import load_config
+from pipelines.data.demo import ADULT_COLUMNS, DriftSpec, inject_drift, parse_adult, write_partitions
 
 ADULT_TEXT = "\n".join(
     [

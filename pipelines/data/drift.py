@@ -10,20 +10,20 @@ than a verdict.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from pipelines.artifacts import atomic_dir, fingerprint_json, read_json, write_json_atomic
-from pipelines.config import DriftThresholds, Feature, Schema
-from pipelines.context import RunContext
+from pipelines.core.artifacts import fingerprint_json, write_json_atomic
+from pipelines.core.config import DriftThresholds, Feature, Schema
+from pipelines.core.context import RunContext
+from pipelines.core.contracts import DriftVerdict, StageName
+from pipelines.core.deployment_state import live_version, state_path
+from pipelines.core.outputs import DriftOutput, IngestOutput, require
 
 log = logging.getLogger(__name__)
 
-STAGE = "drift"
-REPORT = "drift.json"
 _EPS = 1e-4
 
 
@@ -58,15 +58,17 @@ def compare(
         ref, cur = reference[feature.name], current[feature.name]
         entry: dict[str, Any] = {"kind": feature.kind, "reference_rows": len(ref), "current_rows": len(cur)}
         if min(len(ref), len(cur)) < thresholds.min_rows:
-            entry.update(psi=None, verdict="insufficient_data")
+            entry.update(psi=None, verdict=DriftVerdict.INSUFFICIENT_DATA)
         else:
             value = psi(*_proportions(ref, cur, feature, thresholds.bins))
-            entry.update(psi=round(value, 6), verdict="drift" if value > thresholds.psi else "stable")
+            entry.update(
+                psi=round(value, 6), verdict=DriftVerdict.DRIFT if value > thresholds.psi else DriftVerdict.STABLE
+            )
         features[feature.name] = entry
-    drifted = sorted(n for n, e in features.items() if e["verdict"] == "drift")
-    verdict = "drift" if drifted else "stable"
-    if not drifted and all(e["verdict"] == "insufficient_data" for e in features.values()):
-        verdict = "insufficient_data"
+    drifted = sorted(n for n, e in features.items() if e["verdict"] == DriftVerdict.DRIFT)
+    verdict = DriftVerdict.DRIFT if drifted else DriftVerdict.STABLE
+    if not drifted and all(e["verdict"] == DriftVerdict.INSUFFICIENT_DATA for e in features.values()):
+        verdict = DriftVerdict.INSUFFICIENT_DATA
     return {
         "verdict": verdict,
         "drifted_features": drifted,
@@ -76,38 +78,29 @@ def compare(
 
 
 def check_drift(ctx: RunContext, snapshot_uri: str) -> str:
-    """Compare the snapshot with the live model's training data and write ``drift.json``.
+    """Compare the snapshot with the live model's training data and write the drift report.
 
     Before the first promotion the verdict is "no_reference", with the reason.
     """
-    from pipelines.deploy import live_version, state_path
-    from pipelines.ingest import read_snapshot
-
+    snapshot = require(IngestOutput(snapshot_uri))
     live = live_version(ctx.config)
     if live is None:
         report = {
-            "verdict": "no_reference",
+            "verdict": DriftVerdict.NO_REFERENCE,
             "reason": f"no live model in {state_path(ctx.config)}: nothing to compare with",
             "drifted_features": [],
             "features": {},
         }
     else:
         report = compare(
-            pd.read_parquet(live["reference_uri"]),
-            read_snapshot(snapshot_uri),
+            pd.read_parquet(live.reference_uri),
+            snapshot.read_snapshot(),
             ctx.config.data_schema,
             ctx.config.thresholds.drift,
         )
-        report["reference"] = {"version": live["version"], "uri": live["reference_uri"]}
-    final = ctx.stage_dir(STAGE)
-    with atomic_dir(final) as out:
-        write_json_atomic(out / REPORT, report)
-        ctx.write_metadata(
-            out, STAGE, fingerprint_json(report), inputs={"snapshot": snapshot_uri}, verdict=report["verdict"]
-        )
+        report["reference"] = {"version": live.version, "uri": live.reference_uri}
+    with ctx.open_stage(StageName.DRIFT) as out:
+        write_json_atomic(DriftOutput(out.path).report_path, report)
+        out.finish(fingerprint_json(report), inputs={"snapshot": snapshot}, verdict=report["verdict"])
     log.info("drift verdict %s %s", report["verdict"], report["drifted_features"])
-    return str(final)
-
-
-def read_report(uri: str | Path) -> dict[str, Any]:
-    return read_json(Path(uri) / REPORT)
+    return out.uri

@@ -14,15 +14,14 @@ from typing import Any
 
 import pandas as pd
 
-from pipelines.artifacts import atomic_dir, fingerprint_json, read_json, write_json_atomic
-from pipelines.config import Config
-from pipelines.context import PipelineError, RunContext
+from pipelines.core.artifacts import fingerprint_json, write_json_atomic
+from pipelines.core.config import Config
+from pipelines.core.context import RunContext
+from pipelines.core.contracts import PipelineError, StageName, Status
+from pipelines.core.outputs import IngestOutput, ValidationOutput, require
 
 log = logging.getLogger(__name__)
 
-STAGE = "validate"
-RESULT = "validation.json"
-DATA_DOCS = "data_docs"
 NUMERIC_TYPES = ["float64", "Float64", "float32", "int64", "Int64"]
 STRING_TYPES = ["str"]
 
@@ -132,24 +131,23 @@ def describe_failures(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def validate(ctx: RunContext, snapshot_uri: str) -> str:
-    """Validate the snapshot; write ``validation.json`` and Data Docs; block on failure.
+def validate_snapshot(ctx: RunContext, snapshot_uri: str) -> str:
+    """Validate the snapshot; write the result and Data Docs; block on failure.
 
     Raises:
-        ValidationFailed: after writing the artifacts, if any expectation failed.
+        ValidationFailed: after writing the artifacts (marked failed), if any expectation failed.
     """
-    from pipelines.ingest import read_snapshot
-
-    final = ctx.stage_dir(STAGE)
-    with atomic_dir(final) as out:
-        summary = run_suite(read_snapshot(snapshot_uri), ctx.config, out / DATA_DOCS)
-        summary["data_docs"] = str(final / DATA_DOCS / "index.html")
-        write_json_atomic(out / RESULT, summary)
-        ctx.write_metadata(
-            out,
-            STAGE,
+    snapshot = require(IngestOutput(snapshot_uri))
+    final = ValidationOutput(ctx.stage_dir(StageName.VALIDATE))
+    with ctx.open_stage(StageName.VALIDATE) as out:
+        written = ValidationOutput(out.path)
+        summary = run_suite(snapshot.read_snapshot(), ctx.config, written.data_docs)
+        summary["data_docs"] = str(final.data_docs / "index.html")
+        write_json_atomic(written.result_path, summary)
+        out.finish(
             fingerprint_json(summary),
-            inputs={"snapshot": snapshot_uri},
+            inputs={"snapshot": snapshot},
+            status=Status.SUCCEEDED if summary["success"] else Status.FAILED,
             success=summary["success"],
         )
     log.info("validation: %d expectations, %d failed", summary["evaluated"], len(summary["failed"]))
@@ -158,8 +156,4 @@ def validate(ctx: RunContext, snapshot_uri: str) -> str:
             f"{len(summary['failed'])} of {summary['evaluated']} expectations failed on {snapshot_uri}:\n"
             f"{describe_failures(summary)}\nData Docs: {summary['data_docs']}"
         )
-    return str(final)
-
-
-def read_result(uri: str | Path) -> dict[str, Any]:
-    return read_json(Path(uri) / RESULT)
+    return out.uri

@@ -12,17 +12,26 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from pipelines.artifacts import atomic_dir, fingerprint_files
-from pipelines.config import Config, Schema, Training
-from pipelines.context import RunContext
+from pipelines.core.artifacts import METADATA, fingerprint_files
+from pipelines.core.config import Config, Schema, Training
+from pipelines.core.context import RunContext
+from pipelines.core.contracts import StageName
+from pipelines.core.outputs import TrainOutput, TransformOutput, require
+from pipelines.core.tracking import MODEL_ARTIFACT, start_run
+from pipelines.features.encoding import raw_feature_spec
+from pipelines.model.signature import EXAMPLES_INPUT, OUTPUT, SIGNATURE
 
 log = logging.getLogger(__name__)
 
-STAGE = "train"
-MODEL_DIR = "model"
-SIGNATURE = "serving_default"
-EXAMPLES_INPUT = "examples"
-OUTPUT = "probability"
+# The graph files name traced functions with a process-wide counter (``__inference_..._15037``), so the
+# same model exported twice differs there. The fingerprint covers the weights, the vocabularies and the
+# Keras config; the code version and config hash recorded beside it pin the graph.
+GRAPH_FILES = ("saved_model.pb", "fingerprint.pb")
+
+
+def fingerprint_model(model_dir: Path) -> str:
+    """A content fingerprint of an exported model that is the same every time the same model is exported."""
+    return fingerprint_files(model_dir, exclude=(*GRAPH_FILES, METADATA))
 
 
 def build_model(schema: Schema, vocabulary_sizes: dict[str, int], params: Training) -> Any:
@@ -54,8 +63,6 @@ def export_serving_model(model: Any, tft_output: Any, schema: Schema, export_dir
     """Save ``model`` with a signature over serialized raw tf.Examples (the TFT layer inside)."""
     import tensorflow as tf
 
-    from pipelines.transform import raw_feature_spec
-
     spec = raw_feature_spec(schema, with_label=False)
     model.tft_layer = tft_output.transform_features_layer()
 
@@ -68,19 +75,18 @@ def export_serving_model(model: Any, tft_output: Any, schema: Schema, export_dir
     model.save(str(export_dir), save_format="tf", signatures={SIGNATURE: serve})
 
 
-def fit(config: Config, transform_uri: str, export_dir: Path, seed: int) -> dict[str, list[float]]:
+def fit(config: Config, transformed: TransformOutput, export_dir: Path, seed: int) -> dict[str, list[float]]:
     """Train on the transformed train split and export; returns the Keras history."""
     import tensorflow as tf
     import tensorflow_transform as tft
     import tf_keras as keras
 
-    from pipelines.transform import TFT_DIR, TRANSFORMED
-
     schema, params = config.data_schema, config.training
+    keras.backend.clear_session()  # layer names restart, so a re-run in the same process exports the same config
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
-    tft_output = tft.TFTransformOutput(str(Path(transform_uri) / TFT_DIR))
-    files = sorted(str(p) for p in (Path(transform_uri) / TRANSFORMED).glob("*.tfrecord"))
+    tft_output = tft.TFTransformOutput(str(transformed.tft_dir))
+    files = sorted(str(p) for p in transformed.transformed_dir.glob("*.tfrecord"))
     dataset = tf.data.experimental.make_batched_features_dataset(
         file_pattern=files,
         batch_size=params.batch_size,
@@ -100,33 +106,30 @@ def fit(config: Config, transform_uri: str, export_dir: Path, seed: int) -> dict
     return {k: [float(v) for v in values] for k, values in history.history.items()}
 
 
-def train(ctx: RunContext, transform_uri: str) -> str:
-    """Train, export the raw-feature SavedModel to ``model/`` and log the run to MLflow.
+def train_model(ctx: RunContext, transform_uri: str) -> str:
+    """Train, export the raw-feature SavedModel and log the run to MLflow; returns the train output's URI.
 
     Each retrain attempt uses a different seed (``training.seed + attempt - 1``).
     """
     import mlflow
 
-    from pipelines.tracking import start_run
-
+    transformed = require(TransformOutput(transform_uri))
     seed = ctx.config.training.seed + ctx.attempt - 1
-    final = ctx.stage_dir(STAGE)
-    with atomic_dir(final) as out:
-        history = fit(ctx.config, transform_uri, out / MODEL_DIR, seed)
+    with ctx.open_stage(StageName.TRAIN) as out:
+        model_dir = TrainOutput(out.path).model_dir
+        history = fit(ctx.config, transformed, model_dir, seed)
         with start_run(ctx) as run:
             mlflow.log_params({**ctx.config.training.model_dump(), "seed": seed, "window_days": ctx.window})
             for name, values in history.items():
                 for epoch, value in enumerate(values):
                     mlflow.log_metric(f"train_{name}", value, step=epoch)
-            mlflow.log_artifacts(str(out / MODEL_DIR), artifact_path=MODEL_DIR)
-        ctx.write_metadata(
-            out,
-            STAGE,
-            fingerprint_files(out / MODEL_DIR),
-            inputs={"transform": transform_uri},
+            mlflow.log_artifacts(str(model_dir), artifact_path=MODEL_ARTIFACT)
+        out.finish(
+            fingerprint_model(model_dir),
+            inputs={"transform": transformed},
             seed=seed,
             history=history,
             mlflow_run_id=run.info.run_id,
-            model_uri=str(final / MODEL_DIR),
+            model_uri=str(TrainOutput(out.uri).model_dir),
         )
-    return str(final)
+    return out.uri

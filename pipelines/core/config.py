@@ -9,6 +9,7 @@ working directory (Airflow workers, the CLI, tests).
 from __future__ import annotations
 
 import hashlib
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -24,6 +25,8 @@ from pydantic import (
     model_validator,
 )
 
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "adult.yaml"
 METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
 Metric = Literal["accuracy", "precision", "recall", "f1", "roc_auc"]
 
@@ -65,12 +68,16 @@ class Feature(_Strict):
 
 
 class Label(_Strict):
+    """The label column and which of its values is the positive class."""
+
     name: str
     positive: str = Field(description="The label value that counts as the positive class.")
     values: list[str] | None = None
 
 
 class Schema(_Strict):
+    """The columns the pipeline reads: features, label, and known columns to ignore."""
+
     label: Label
     features: list[Feature] = Field(min_length=1)
     ignore: list[str] = Field(default_factory=list, description="Known source columns that are not used.")
@@ -85,21 +92,27 @@ class Schema(_Strict):
 
     @property
     def columns(self) -> list[str]:
+        """Feature names, then the label."""
         return [f.name for f in self.features] + [self.label.name]
 
     @property
     def numeric(self) -> list[str]:
+        """Names of the numeric features."""
         return [f.name for f in self.features if f.kind == "numeric"]
 
     @property
     def categorical(self) -> list[str]:
+        """Names of the categorical features."""
         return [f.name for f in self.features if f.kind == "categorical"]
 
     def feature(self, name: str) -> Feature:
+        """The feature called ``name``."""
         return next(f for f in self.features if f.name == name)
 
 
 class DataSource(_Strict):
+    """Where the daily partitions are, the training window and the train/test split."""
+
     root: Path = Field(description="Folder holding the daily partitions.")
     partition_pattern: str = Field("ds={date}/part-0.csv", description="Path of one day's CSV under root.")
     window_days: int = Field(ge=1, description="Days of partitions, ending at the logical date, to train on.")
@@ -118,22 +131,34 @@ class DataSource(_Strict):
             raise ValueError("must contain '{date}'")
         return v
 
+    def partition(self, day: date) -> Path:
+        """The path of ``day``'s partition (the one place that spells it)."""
+        return self.root / self.partition_pattern.format(date=day.isoformat())
+
 
 class IngestThresholds(_Strict):
+    """How many malformed rows an ingest tolerates."""
+
     max_quarantine_fraction: float = Field(ge=0.0, le=1.0)
 
 
 class ValidationThresholds(_Strict):
+    """Table-level validation limits (the per-column ones are in the schema)."""
+
     min_rows: int = Field(ge=1)
 
 
 class DriftThresholds(_Strict):
+    """When a feature counts as drifted, and when there is too little data to say."""
+
     psi: float = Field(gt=0.0, description="Population stability index above which a feature has drifted.")
     bins: int = Field(ge=2, description="Quantile bins of the reference for numeric features.")
     min_rows: int = Field(ge=1, description="Fewer rows on either side gives 'insufficient data'.")
 
 
 class GatePolicy(_Strict):
+    """What a candidate must show to be promoted (see ``pipelines.decision.gate``)."""
+
     floors: dict[Metric, float] = Field(description="Absolute minimum of each metric for the candidate.")
     primary_metric: Metric
     max_regression: float = Field(ge=0.0, description="Non-inferiority margin against the live model.")
@@ -146,6 +171,8 @@ class GatePolicy(_Strict):
 
 
 class Thresholds(_Strict):
+    """Every threshold of every check, in one place."""
+
     ingest: IngestThresholds
     validation: ValidationThresholds
     drift: DriftThresholds
@@ -153,6 +180,8 @@ class Thresholds(_Strict):
 
 
 class Training(_Strict):
+    """Hyperparameters of the Keras model."""
+
     epochs: int = Field(ge=1)
     batch_size: int = Field(ge=1)
     learning_rate: float = Field(gt=0.0)
@@ -162,17 +191,31 @@ class Training(_Strict):
 
 
 class Beam(_Strict):
+    """The Beam runner for the transform and its pipeline options."""
+
     runner: str = Field("FnApiRunner", description="In-process by default; FlinkRunner, SparkRunner, ...")
     options: list[str] = Field(default_factory=list, description="Extra Beam pipeline flags.")
 
 
 class Tracking(_Strict):
+    """MLflow: tracking URI, experiment and registered model name."""
+
     tracking_uri: str | None = Field(None, description="Defaults to SQLite under the artifact root.")
     experiment: str
     registered_model: str | None = Field(None, description="Model registry name; defaults to the config's name.")
 
 
+class Deployment(_Strict):
+    """How many past model versions stay on disk for rollback."""
+
+    keep_versions: int = Field(
+        3, ge=2, description="Model versions kept for rollback (besides the two slots); older copies are deleted."
+    )
+
+
 class Config(_Strict):
+    """One use case: data, schema, slices, thresholds, training, Beam, artifacts, tracking, deployment."""
+
     name: str
     data: DataSource
     data_schema: Schema = Field(alias="schema")
@@ -183,6 +226,7 @@ class Config(_Strict):
     beam: Beam = Beam()
     artifact_root: Path
     mlflow: Tracking
+    deployment: Deployment = Deployment()
 
     @field_validator("artifact_root")
     @classmethod
@@ -208,6 +252,7 @@ class Config(_Strict):
     @computed_field
     @property
     def tracking_uri(self) -> str:
+        """The MLflow tracking URI: the configured one, or SQLite under the artifact root."""
         return self.mlflow.tracking_uri or f"sqlite:///{self.artifact_root / 'mlflow.db'}"
 
     @property
@@ -216,16 +261,16 @@ class Config(_Strict):
         return hashlib.sha256(self.model_dump_json(by_alias=True).encode()).hexdigest()[:16]
 
 
-def load_config(path: str | Path) -> Config:
-    """Read and validate a YAML config.
+def load_config(path: str | Path | None = None) -> Config:
+    """Read and validate a YAML config (``DEFAULT_CONFIG`` when ``path`` is None or empty).
 
     Raises:
         ConfigError: naming the file and each offending key (e.g. ``thresholds.gate.floors``).
     """
-    path = Path(path)
+    path = Path(path) if path else DEFAULT_CONFIG
     try:
         raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
+    except (FileNotFoundError, IsADirectoryError):
         raise ConfigError(f"config file not found: {path}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None

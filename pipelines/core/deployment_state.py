@@ -1,0 +1,223 @@
+"""Deployment state: two slots (blue, green), which one is live, what each holds, and the history.
+
+It is read by nearly every stage (drift compares with the live model's training data, evaluation
+scores the live model, the gate records which version it compared with) and written only by the
+deployment layer, always under ``state_lock``. ``state.json`` is replaced atomically; every revision
+is also kept as ``states/<n>.json``, so a state file damaged by hand or by a full disk can be
+restored (``python -m pipelines deploy restore``). This module imports neither the gate nor MLflow.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pipelines.core.artifacts import CorruptArtifact, file_lock, read_json, write_json_atomic
+from pipelines.core.config import Config
+from pipelines.core.contracts import PipelineError
+
+STATE_FILE = "state.json"
+REVISIONS = "states"
+KEEP_REVISIONS = 100
+
+
+class Slot(StrEnum):
+    """A deployment slot; promotion fills the one that is not live."""
+
+    BLUE = "blue"
+    GREEN = "green"
+
+    @property
+    def other(self) -> Slot:
+        """The slot that is not this one."""
+        return Slot.GREEN if self is Slot.BLUE else Slot.BLUE
+
+
+class EventKind(StrEnum):
+    """What switched the live slot."""
+
+    PROMOTE = "promote"
+    ROLLBACK = "rollback"
+
+
+class DeployError(PipelineError):
+    """A promotion, rollback or restore that cannot be done; the state is left unchanged."""
+
+
+@dataclass(frozen=True)
+class SlotRecord:
+    """A model version installed in a slot: where its SavedModel and drift reference are, where it came from."""
+
+    version: str
+    model_uri: str
+    reference_uri: str
+    ds: str
+    run_id: str
+    mlflow_run_id: str | None = None
+    registry_version: str | None = None
+    decision: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Event:
+    """One switch of ``live``: which version went live, in which slot, from which slot."""
+
+    action: EventKind
+    source: Slot | None
+    target: Slot
+    version: str
+    ds: str | None
+    run_id: str
+    at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        data = asdict(self)
+        data["from"], data["to"] = data.pop("source"), data.pop("target")
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Event:
+        """Read back what ``to_dict`` wrote."""
+        return cls(
+            action=EventKind(data["action"]),
+            source=Slot(data["from"]) if data.get("from") else None,
+            target=Slot(data["to"]),
+            version=data["version"],
+            ds=data.get("ds"),
+            run_id=data["run_id"],
+            at=data["at"],
+        )
+
+
+@dataclass(frozen=True)
+class DeploymentState:
+    """The whole state: ``live`` names a slot (or None before the first promotion)."""
+
+    live: Slot | None = None
+    slots: dict[Slot, SlotRecord | None] = field(default_factory=lambda: dict.fromkeys(Slot))
+    history: tuple[Event, ...] = ()
+
+    @property
+    def live_record(self) -> SlotRecord | None:
+        """What the live slot holds, or None before the first promotion."""
+        return self.slots[self.live] if self.live else None
+
+    @property
+    def live_stack(self) -> list[str]:
+        """Versions that went live, newest last, with rolled-back ones popped: ``[-2]`` is the rollback target."""
+        stack: list[str] = []
+        for event in self.history:
+            if event.action is EventKind.PROMOTE:
+                stack.append(event.version)
+            elif stack:
+                stack.pop()
+        return stack
+
+    def with_event(self, event: Event, slot_record: SlotRecord | None = None) -> DeploymentState:
+        """The state after ``event``: its target slot is live (holding ``slot_record`` if given)."""
+        slots = dict(self.slots)
+        if slot_record is not None:
+            slots[event.target] = slot_record
+        return replace(self, live=event.target, slots=slots, history=(*self.history, event))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "live": self.live,
+            "slots": {slot.value: asdict(r) if r else None for slot, r in self.slots.items()},
+            "history": [e.to_dict() for e in self.history],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DeploymentState:
+        """Read back what ``to_dict`` wrote."""
+        slots = {slot: SlotRecord(**data["slots"][slot]) if data["slots"].get(slot) else None for slot in Slot}
+        live = Slot(data["live"]) if data.get("live") else None
+        if live and slots[live] is None:
+            raise ValueError(f"live slot {live} is empty")
+        return cls(live, slots, tuple(Event.from_dict(e) for e in data.get("history", [])))
+
+
+def deployment_dir(config: Config) -> Path:
+    """The folder of the deployment state, its revisions and the model versions."""
+    return config.artifact_root / "deployment"
+
+
+def state_path(config: Config) -> Path:
+    """The current deployment state file."""
+    return deployment_dir(config) / STATE_FILE
+
+
+def read_state(config: Config) -> DeploymentState:
+    """The current state (an empty one before the first promotion).
+
+    Raises:
+        DeployError: the state file is damaged; the message names it and how to restore it.
+    """
+    path = state_path(config)
+    if not path.exists():
+        return DeploymentState()
+    try:
+        return DeploymentState.from_dict(read_json(path))
+    except (CorruptArtifact, KeyError, TypeError, ValueError) as exc:
+        raise DeployError(
+            f"the deployment state {path} is damaged ({exc}); restore the last good revision with "
+            f"`python -m pipelines deploy restore --config <config>`"
+        ) from None
+
+
+def write_state(config: Config, state: DeploymentState) -> None:
+    """Keep ``state`` as a new revision, then make it current with one atomic rename. Call under ``state_lock``."""
+    data = state.to_dict()
+    revisions = deployment_dir(config) / REVISIONS
+    write_json_atomic(revisions / f"{_next_revision(revisions):06d}.json", data)
+    write_json_atomic(state_path(config), data)
+    for old in _revisions(revisions)[:-KEEP_REVISIONS]:
+        old.unlink()
+
+
+def _revisions(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob("*.json") if re.fullmatch(r"\d{6}\.json", p.name)) if folder.exists() else []
+
+
+def _next_revision(folder: Path) -> int:
+    existing = _revisions(folder)
+    return int(existing[-1].stem) + 1 if existing else 1
+
+
+def restore_state(config: Config) -> tuple[DeploymentState, Path]:
+    """Make the newest readable revision current again (after ``state.json`` was damaged).
+
+    Returns:
+        The restored state and the revision it came from.
+
+    Raises:
+        DeployError: no revision can be read.
+    """
+    with state_lock(config):
+        for revision in reversed(_revisions(deployment_dir(config) / REVISIONS)):
+            try:
+                state = DeploymentState.from_dict(read_json(revision))
+            except (CorruptArtifact, KeyError, TypeError, ValueError):
+                continue
+            write_json_atomic(state_path(config), state.to_dict())
+            return state, revision
+    raise DeployError(f"no readable revision of the deployment state in {deployment_dir(config) / REVISIONS}")
+
+
+@contextmanager
+def state_lock(config: Config) -> Iterator[None]:
+    """Serialize read-modify-write of the state across processes (runs of a backfill may overlap)."""
+    with file_lock(deployment_dir(config) / ".state.lock"):
+        yield
+
+
+def live_version(config: Config) -> SlotRecord | None:
+    """The record of the version in the live slot, or None before the first promotion."""
+    return read_state(config).live_record

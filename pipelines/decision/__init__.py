@@ -1,0 +1,1 @@
+"""Decision: the gate, a pure function over metrics."""

@@ -1,0 +1,1 @@
+"""Deployment: promotion into blue/green slots, rollback and the model registry."""

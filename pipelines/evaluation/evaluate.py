@@ -1,0 +1,54 @@
+"""Evaluate: the candidate, the live model and a trivial baseline on the same raw test rows.
+
+Both models are scored through their serving signatures on raw features, so a model is judged as it
+will serve; the report (see ``metrics``) is logged to the candidate's MLflow run.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+
+from pipelines.core.artifacts import fingerprint_json, write_json_atomic
+from pipelines.core.config import METRICS
+from pipelines.core.context import RunContext
+from pipelines.core.contracts import StageName
+from pipelines.core.deployment_state import live_version
+from pipelines.core.outputs import EvaluationOutput, TrainOutput, TransformOutput, require
+from pipelines.core.tracking import client
+from pipelines.evaluation.metrics import evaluate_frame
+from pipelines.model.scoring import score
+
+log = logging.getLogger(__name__)
+
+
+def evaluate_model(ctx: RunContext, transform_uri: str, train_uri: str) -> str:
+    """Score the test split with the candidate and the live model; write the evaluation report."""
+    transformed, trained = require(TransformOutput(transform_uri)), require(TrainOutput(train_uri))
+    schema = ctx.config.data_schema
+    test = pd.read_parquet(transformed.test_raw)
+    train_labels = pd.read_parquet(transformed.train_raw, columns=[schema.label.name])
+    positive_rate = float((train_labels[schema.label.name] == schema.label.positive).mean())
+    candidate = score(trained.model_dir, test, schema)
+    live = live_version(ctx.config)
+    live_scores = score(live.model_uri, test, schema) if live else None
+    report = evaluate_frame(test, candidate, live_scores, ctx.config, positive_rate)
+    report["live_version"] = live.version if live else None
+    with ctx.open_stage(StageName.EVALUATE) as out:
+        written = EvaluationOutput(out.path)
+        write_json_atomic(written.report_path, report)
+        mlflow_client, mlflow_run = client(ctx.config), trained.metadata()["mlflow_run_id"]
+        for m in METRICS:
+            for who, prefix in (("candidate", ""), ("live", "live_")):
+                value = report["overall"].get(who, {}).get(m)
+                if value is not None:
+                    mlflow_client.log_metric(mlflow_run, f"{prefix}test_{m}", value)
+        mlflow_client.log_artifact(mlflow_run, str(written.report_path))
+        out.finish(
+            fingerprint_json(report),
+            inputs={"transform": transformed, "model": trained},
+            live_version=report["live_version"],
+        )
+    log.info("evaluation: candidate %s", {m: report["overall"]["candidate"][m] for m in METRICS})
+    return out.uri

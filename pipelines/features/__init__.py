@@ -1,0 +1,1 @@
+"""Feature stage: the Beam + TFT transform, and the raw-feature encoding that serving shares."""

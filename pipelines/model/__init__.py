@@ -1,0 +1,1 @@
+"""Model: training, the serving-signature contract and scoring through it."""

@@ -1,0 +1,1 @@
+"""Reporting: human-readable accounts of runs, read back from their artifacts."""
