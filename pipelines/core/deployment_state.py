@@ -165,11 +165,14 @@ def read_state(config: Config) -> DeploymentState:
         return DeploymentState()
     try:
         return DeploymentState.from_dict(read_json(path))
-    except (CorruptArtifact, KeyError, TypeError, ValueError) as exc:
-        raise DeployError(
-            f"the deployment state {path} is damaged ({exc}); restore the last good revision with "
-            f"`python -m pipelines deploy restore --config <config>`"
-        ) from None
+    except CorruptArtifact as exc:
+        reason = str(exc)
+    except (KeyError, TypeError, ValueError) as exc:
+        reason = f"{path} does not hold a valid state ({exc!r})"
+    raise DeployError(
+        f"the deployment state is damaged: {reason}. Restore its last good revision with "
+        f"`python -m pipelines deploy restore --config <your config>`"
+    )
 
 
 def write_state(config: Config, state: DeploymentState) -> None:

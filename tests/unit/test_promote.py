@@ -235,7 +235,7 @@ def test_model_folders_beyond_the_kept_versions_are_collected(ctx):
     assert {r.version for r in state.slots.values()} <= set(on_disk)
 
 
-def test_a_failed_state_file_is_named_and_can_be_restored(ctx, ctx2):
+def test_a_damaged_state_file_is_named_and_can_be_restored(ctx, ctx2):
     from pipelines.core.deployment_state import restore_state
 
     promote(ctx, *candidate(ctx, "a"))
@@ -243,7 +243,9 @@ def test_a_failed_state_file_is_named_and_can_be_restored(ctx, ctx2):
     good = read_state(ctx.config)
     state_path(ctx.config).write_text('{"live": "green", "slots": {')  # a disk that filled up mid-write
 
-    with pytest.raises(DeployError, match=rf"{state_path(ctx.config)} is damaged .*deploy restore"):
+    with pytest.raises(
+        DeployError, match=rf"state is damaged: {state_path(ctx.config)} is not valid JSON.*deploy restore"
+    ):
         read_state(ctx.config)
 
     restored, revision = restore_state(ctx.config)
