@@ -24,6 +24,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 DEMO_FIRST := 2026-01-14
 DEMO_SECOND := 2026-01-28
 DEMO_DRIFT := 2026-01-22..2026-01-28:covariate:age
+DEMO_PORT ?= 8501
 
 .PHONY: help install data demo test soak lint airflow-ui mlflow-ui clean
 
@@ -63,6 +64,11 @@ demo: install data $(AIRFLOW_HOME)/airflow.db
 	  grep -E "Marking run|DagRun Finished" $(AIRFLOW_HOME)/demo-$$d.log | tail -1 | sed 's/^.*state=\([a-z]*\).*$$/   dag run state: \1/'; \
 	done; \
 	echo; $(PY) -m pipelines summary --config $(CONFIG) --date $(DEMO_FIRST) --date $(DEMO_SECOND); \
+	echo; echo "== the live model answers over TensorFlow Serving's REST API (python -m pipelines serve --slot live)"; \
+	$(PY) -m pipelines serve --config $(CONFIG) --slot live --port $(DEMO_PORT) > $(AIRFLOW_HOME)/demo-serve.log 2>&1 & server=$$!; \
+	$(PY) -m pipelines send --config $(CONFIG) --date $(DEMO_SECOND) --url http://127.0.0.1:$(DEMO_PORT) --wait 120; \
+	status=$$?; \
+	kill $$server; [ $$status -eq 0 ] || exit $$status; \
 	echo; echo "Demo took $$(( $$(date +%s) - start ))s. Full logs: $(AIRFLOW_HOME)/demo-*.log"; \
 	echo "Airflow UI:  make airflow-ui   (then http://localhost:$(AIRFLOW__API__PORT), login in $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated)"; \
 	echo "MLflow UI:   make mlflow-ui    (then http://localhost:5000)"

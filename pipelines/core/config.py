@@ -213,6 +213,13 @@ class Deployment(_Strict):
     )
 
 
+class Serving(_Strict):
+    """Limits of the model servers' REST API."""
+
+    max_batch: int = Field(1024, ge=1, description="Most rows one predict request may carry.")
+    max_body_bytes: int = Field(4_000_000, ge=1024, description="Largest request body accepted.")
+
+
 class Config(_Strict):
     """One use case: data, schema, slices, thresholds, training, Beam, artifacts, tracking, deployment."""
 
@@ -227,6 +234,7 @@ class Config(_Strict):
     artifact_root: Path
     mlflow: Tracking
     deployment: Deployment = Deployment()
+    serving: Serving = Serving()
 
     @field_validator("artifact_root")
     @classmethod

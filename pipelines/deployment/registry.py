@@ -33,12 +33,12 @@ def register(config: Config, mlflow_run_id: str, version: str) -> str:
                 raise
     for existing in mlflow_client.search_model_versions(f"name = '{name}' and run_id = '{mlflow_run_id}'"):
         if existing.tags.get("deployment_version") == version:
-            return existing.version
+            return str(existing.version)
     source = f"{mlflow_client.get_run(mlflow_run_id).info.artifact_uri}/{MODEL_ARTIFACT}"
     created = mlflow_client.create_model_version(
         name, source, run_id=mlflow_run_id, tags={"deployment_version": version}
     )
-    return created.version
+    return str(created.version)
 
 
 def aliases(state: DeploymentState) -> dict[str, str]:

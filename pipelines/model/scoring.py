@@ -20,14 +20,18 @@ def load_scorer(model_dir: str | Path) -> Any:
     return tf.saved_model.load(str(model_dir)).signatures[SIGNATURE]
 
 
-def score(model_dir: str | Path, df: pd.DataFrame, schema: Schema, batch_size: int = 4096) -> np.ndarray:
-    """Positive-class probabilities for ``df``'s rows, in order."""
+def predict_with(serve: Any, df: pd.DataFrame, schema: Schema, batch_size: int = 4096) -> np.ndarray:
+    """Positive-class probabilities for ``df``'s rows, in order, from a loaded serving function."""
     import tensorflow as tf
 
-    serve = load_scorer(model_dir)
     examples = encode_examples(df, schema)
     chunks = [
         serve(**{EXAMPLES_INPUT: tf.constant(examples[i : i + batch_size])})[OUTPUT].numpy()
         for i in range(0, len(examples), batch_size)
     ]
     return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
+
+
+def score(model_dir: str | Path, df: pd.DataFrame, schema: Schema, batch_size: int = 4096) -> np.ndarray:
+    """Positive-class probabilities for ``df``'s rows, in order (loads the model first)."""
+    return predict_with(load_scorer(model_dir), df, schema, batch_size)

@@ -232,6 +232,8 @@ def run_trials(trials: int, workdir: Path, seed: int = 0, report=print) -> Tally
         tally.problems.extend(found)
         for problem in found:
             report(problem)
+        if (trial + 1) % 10 == 0:
+            report(f"... {tally.line()}")
     return tally
 
 

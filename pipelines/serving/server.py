@@ -1,0 +1,213 @@
+"""A model server for one deployment slot, speaking TensorFlow Serving's REST API with raw features.
+
+``python -m pipelines serve --slot blue`` loads the SavedModel the deployment state puts in that slot
+and answers:
+
+* ``GET /v1/models/{name}``: version status (``AVAILABLE`` once loaded and warmed up);
+* ``GET /v1/models/{name}/metadata``: the signature, one input per raw feature;
+* ``POST /v1/models/{name}:predict``: ``{"instances": [...]}`` (rows) or ``{"inputs": {...}}``
+  (columns) of raw feature values; answers ``probability`` and ``class`` per row;
+* ``/healthz`` (the process is up), ``/readyz`` (the model is loaded and warmed up), ``/metrics``
+  (Prometheus: requests by status, latency, prediction distribution, labelled by slot and version).
+
+A refused request gets a 4xx with ``{"error": "..."}`` naming the field; nothing a client sends can
+crash the process. Every answer carries ``X-Model-Version`` and ``X-Slot`` headers. The same contract
+is what the official ``tensorflow/serving`` image offers per slot in production (``docker/``), with the
+transform graph inside the model in both cases.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pandas as pd
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+from pipelines.core.config import Config
+from pipelines.core.deployment_state import Slot, read_state
+from pipelines.deployment.registry import registered_model
+from pipelines.evaluation.metrics import THRESHOLD
+from pipelines.model.scoring import load_scorer, predict_with
+from pipelines.model.signature import OUTPUT, SIGNATURE
+from pipelines.serving.requests import RequestError, parse_predict
+
+log = logging.getLogger(__name__)
+
+LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class SlotModel:
+    """The slot's model once loaded, what went wrong if it could not be, and the server's metrics."""
+
+    def __init__(self, config: Config, slot: Slot) -> None:
+        self.config, self.slot = config, slot
+        self.serve: Any = None
+        self.version: str | None = None
+        self.registry_version: str | None = None
+        self.problem: str | None = "loading the model"
+        self.metrics = CollectorRegistry()
+        labels = ["slot", "version"]
+        self.requests = Counter(
+            "predict_requests", "Predict requests by status code", [*labels, "code"], registry=self.metrics
+        )
+        self.latency = Histogram(
+            "predict_latency_seconds",
+            "Time to answer a predict request",
+            labels,
+            buckets=LATENCY_BUCKETS,
+            registry=self.metrics,
+        )
+        self.scores = Histogram(
+            "prediction_probability",
+            "Predicted positive-class probability",
+            labels,
+            buckets=tuple(i / 10 for i in range(1, 11)),
+            registry=self.metrics,
+        )
+
+    def load(self) -> None:
+        """Load the slot's model from the deployment state and warm it up on one of its reference rows."""
+        try:
+            record = read_state(self.config).slots[self.slot]
+            if record is None:
+                self.problem = f"slot {self.slot} holds no model: nothing has been promoted to it"
+                return
+            serve = load_scorer(record.model_uri)
+            warm_up = pd.read_parquet(record.reference_uri).head(1)
+            predict_with(serve, warm_up, self.config.data_schema)
+            self.serve, self.version, self.registry_version = serve, record.version, record.registry_version
+            self.problem = None
+            log.info("slot %s serving %s", self.slot, self.version)
+        except Exception as exc:  # noqa: BLE001 - reported by /readyz instead of killing the process
+            self.problem = f"could not load the model of slot {self.slot}: {exc}"
+            log.exception("loading slot %s failed", self.slot)
+
+    def predict(self, rows: pd.DataFrame) -> list[float]:
+        return [float(p) for p in predict_with(self.serve, rows, self.config.data_schema)]
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def create_app(config: Config, slot: Slot) -> FastAPI:
+    """The FastAPI app of one slot's model server; the model loads in the background at start-up."""
+    model = SlotModel(config, slot)
+    name = registered_model(config)
+    schema = config.data_schema
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        threading.Thread(target=model.load, name=f"load-{slot}", daemon=True).start()
+        yield
+
+    app = FastAPI(title=f"{name} model server ({slot})", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.model = model
+
+    def headers() -> dict[str, str]:
+        return {"X-Slot": str(slot), "X-Model-Version": model.version or ""}
+
+    def unknown(requested: str) -> JSONResponse | None:
+        if requested != name:
+            return _error(404, f"no model named {requested!r}: this server serves {name!r}", headers())
+        if model.problem:
+            return _error(503, model.problem, headers())
+        return None
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    def readyz() -> JSONResponse:
+        if model.problem:
+            return _error(503, model.problem, headers())
+        return JSONResponse({"status": "ready", "slot": str(slot), "version": model.version}, headers=headers())
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(model.metrics), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/models/{requested}")
+    def model_status(requested: str) -> JSONResponse:
+        if requested != name:
+            return _error(404, f"no model named {requested!r}: this server serves {name!r}")
+        state = "LOADING" if model.problem == "loading the model" else ("END" if model.problem else "AVAILABLE")
+        status = {"error_code": "OK" if not model.problem else "UNAVAILABLE", "error_message": model.problem or ""}
+        version = model.registry_version or model.version or ""
+        return JSONResponse(
+            {"model_version_status": [{"version": version, "state": state, "status": status}]}, headers=headers()
+        )
+
+    @app.get("/v1/models/{requested}/metadata")
+    def model_metadata(requested: str) -> JSONResponse:
+        refused = unknown(requested)
+        if refused:
+            return refused
+        dtype = {"numeric": "DT_FLOAT", "categorical": "DT_STRING"}
+        inputs = {
+            f.name: {"name": f.name, "dtype": dtype[f.kind], "tensor_shape": {"dim": [{"size": "-1"}]}}
+            for f in schema.features
+        }
+        outputs = {
+            key: {"name": key, "dtype": dt, "tensor_shape": {"dim": [{"size": "-1"}]}}
+            for key, dt in ((OUTPUT, "DT_FLOAT"), ("class", "DT_INT64"))
+        }
+        signature = {"inputs": inputs, "outputs": outputs, "method_name": "tensorflow/serving/predict"}
+        spec = {"name": name, "signature_name": SIGNATURE, "version": model.registry_version or model.version}
+        body = {"model_spec": spec, "metadata": {"signature_def": {"signature_def": {SIGNATURE: signature}}}}
+        return JSONResponse(body, headers=headers())
+
+    @app.post("/v1/models/{requested}:predict")
+    async def predict(requested: str, request: Request) -> JSONResponse:
+        start = time.perf_counter()
+        response = await _predict(requested, request)
+        labels = (str(slot), model.version or "")
+        model.requests.labels(*labels, str(response.status_code)).inc()
+        model.latency.labels(*labels).observe(time.perf_counter() - start)
+        return response
+
+    async def _predict(requested: str, request: Request) -> JSONResponse:
+        refused = unknown(requested)
+        if refused:
+            return refused
+        raw = await request.body()
+        if len(raw) > config.serving.max_body_bytes:
+            return _error(
+                413,
+                f"the body has {len(raw)} bytes, more than serving.max_body_bytes {config.serving.max_body_bytes}",
+                headers(),
+            )
+        try:
+            rows, form = parse_predict(json.loads(raw), schema, config.serving.max_batch)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            return _error(400, f"the body is not valid JSON: {exc}", headers())
+        except RequestError as exc:
+            return _error(exc.status, str(exc), headers())
+        probabilities = await run_in_threadpool(model.predict, rows)
+        for p in probabilities:
+            model.scores.labels(str(slot), model.version or "").observe(p)
+        classes = [int(p >= THRESHOLD) for p in probabilities]
+        if form == "instances":
+            body = {"predictions": [{OUTPUT: p, "class": c} for p, c in zip(probabilities, classes, strict=True)]}
+        else:
+            body = {"outputs": {OUTPUT: probabilities, "class": classes}}
+        return JSONResponse(body, headers=headers())
+
+    return app
+
+
+def serve(config: Config, slot: Slot, host: str = "127.0.0.1", port: int = 8501) -> None:
+    """Run the slot's model server until interrupted."""
+    import uvicorn
+
+    uvicorn.run(create_app(config, slot), host=host, port=port, log_level="info")
