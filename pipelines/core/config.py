@@ -218,6 +218,7 @@ class Serving(_Strict):
 
     max_batch: int = Field(1024, ge=1, description="Most rows one predict request may carry.")
     max_body_bytes: int = Field(4_000_000, ge=1024, description="Largest request body accepted.")
+    reload_seconds: float = Field(2.0, gt=0.0, description="How often a model server checks the state for a new model.")
 
 
 class Config(_Strict):

@@ -11,7 +11,8 @@ and answers:
   (Prometheus: requests by status, latency, prediction distribution, labelled by slot and version).
 
 A refused request gets a 4xx with ``{"error": "..."}`` naming the field; nothing a client sends can
-crash the process. Every answer carries ``X-Model-Version`` and ``X-Slot`` headers. The same contract
+crash the process. The server follows its slot: when the deployment state puts another version there,
+it loads and warms it up while the old one answers, then swaps it in. Every answer carries ``X-Model-Version`` and ``X-Slot`` headers. The same contract
 is what the official ``tensorflow/serving`` image offers per slot in production (``docker/``), with the
 transform graph inside the model in both cases.
 """
@@ -24,6 +25,7 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -33,7 +35,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
 from pipelines.core.config import Config
-from pipelines.core.deployment_state import Slot, read_state
+from pipelines.core.deployment_state import Slot, read_state, state_path
 from pipelines.deployment.registry import registered_model
 from pipelines.evaluation.metrics import THRESHOLD
 from pipelines.model.scoring import load_scorer, predict_with
@@ -45,14 +47,25 @@ log = logging.getLogger(__name__)
 LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
+@dataclass(frozen=True)
+class Loaded:
+    """A loaded, warmed-up model and the version it is; swapped whole, so a request sees one or the other."""
+
+    serve: Any
+    version: str
+    registry_version: str | None
+
+
 class SlotModel:
-    """The slot's model once loaded, what went wrong if it could not be, and the server's metrics."""
+    """The model the deployment state puts in one slot, kept current, and the server's metrics.
+
+    The state is watched: when another version is put into the slot (a promotion or rollback fills the
+    standby slot), it is loaded and warmed up while the old one keeps answering, then swapped in.
+    """
 
     def __init__(self, config: Config, slot: Slot) -> None:
         self.config, self.slot = config, slot
-        self.serve: Any = None
-        self.version: str | None = None
-        self.registry_version: str | None = None
+        self.loaded: Loaded | None = None
         self.problem: str | None = "loading the model"
         self.metrics = CollectorRegistry()
         labels = ["slot", "version"]
@@ -74,25 +87,33 @@ class SlotModel:
             registry=self.metrics,
         )
 
-    def load(self) -> None:
-        """Load the slot's model from the deployment state and warm it up on one of its reference rows."""
+    def refresh(self) -> None:
+        """Load the version the state now puts in the slot, unless it is the one already loaded."""
         try:
             record = read_state(self.config).slots[self.slot]
             if record is None:
                 self.problem = f"slot {self.slot} holds no model: nothing has been promoted to it"
                 return
+            if self.loaded and self.loaded.version == record.version:
+                return
             serve = load_scorer(record.model_uri)
-            warm_up = pd.read_parquet(record.reference_uri).head(1)
-            predict_with(serve, warm_up, self.config.data_schema)
-            self.serve, self.version, self.registry_version = serve, record.version, record.registry_version
-            self.problem = None
-            log.info("slot %s serving %s", self.slot, self.version)
-        except Exception as exc:  # noqa: BLE001 - reported by /readyz instead of killing the process
-            self.problem = f"could not load the model of slot {self.slot}: {exc}"
-            log.exception("loading slot %s failed", self.slot)
+            predict_with(serve, pd.read_parquet(record.reference_uri).head(1), self.config.data_schema)  # warm up
+            self.loaded, self.problem = Loaded(serve, record.version, record.registry_version), None
+            log.info("slot %s serving %s", self.slot, record.version)
+        except Exception as exc:  # noqa: BLE001 - reported by /readyz; a loaded model keeps serving
+            log.exception("loading the model of slot %s failed", self.slot)
+            if self.loaded is None:
+                self.problem = f"could not load the model of slot {self.slot}: {exc}"
 
-    def predict(self, rows: pd.DataFrame) -> list[float]:
-        return [float(p) for p in predict_with(self.serve, rows, self.config.data_schema)]
+    def watch(self, stop: threading.Event) -> None:
+        """Refresh now, then whenever the state file changes, until ``stop`` is set."""
+        path, seen = state_path(self.config), None
+        while not stop.is_set():
+            stamp = path.stat().st_mtime_ns if path.exists() else None
+            if stamp != seen or self.loaded is None:
+                seen = stamp
+                self.refresh()
+            stop.wait(self.config.serving.reload_seconds)
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -107,20 +128,22 @@ def create_app(config: Config, slot: Slot) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        threading.Thread(target=model.load, name=f"load-{slot}", daemon=True).start()
+        stop = threading.Event()
+        threading.Thread(target=model.watch, args=(stop,), name=f"watch-{slot}", daemon=True).start()
         yield
+        stop.set()
 
     app = FastAPI(title=f"{name} model server ({slot})", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.model = model
 
-    def headers() -> dict[str, str]:
-        return {"X-Slot": str(slot), "X-Model-Version": model.version or ""}
+    def headers(loaded: Loaded | None) -> dict[str, str]:
+        return {"X-Slot": str(slot), "X-Model-Version": loaded.version if loaded else ""}
 
-    def unknown(requested: str) -> JSONResponse | None:
+    def refuse(requested: str, loaded: Loaded | None) -> JSONResponse | None:
         if requested != name:
-            return _error(404, f"no model named {requested!r}: this server serves {name!r}", headers())
-        if model.problem:
-            return _error(503, model.problem, headers())
+            return _error(404, f"no model named {requested!r}: this server serves {name!r}", headers(loaded))
+        if loaded is None:
+            return _error(503, model.problem or "no model loaded", headers(loaded))
         return None
 
     @app.get("/healthz")
@@ -129,9 +152,10 @@ def create_app(config: Config, slot: Slot) -> FastAPI:
 
     @app.get("/readyz")
     def readyz() -> JSONResponse:
-        if model.problem:
-            return _error(503, model.problem, headers())
-        return JSONResponse({"status": "ready", "slot": str(slot), "version": model.version}, headers=headers())
+        loaded = model.loaded
+        if loaded is None:
+            return _error(503, model.problem or "no model loaded", headers(loaded))
+        return JSONResponse({"status": "ready", "slot": str(slot), "version": loaded.version}, headers=headers(loaded))
 
     @app.get("/metrics")
     def metrics() -> Response:
@@ -139,18 +163,23 @@ def create_app(config: Config, slot: Slot) -> FastAPI:
 
     @app.get("/v1/models/{requested}")
     def model_status(requested: str) -> JSONResponse:
+        loaded = model.loaded
         if requested != name:
             return _error(404, f"no model named {requested!r}: this server serves {name!r}")
-        state = "LOADING" if model.problem == "loading the model" else ("END" if model.problem else "AVAILABLE")
-        status = {"error_code": "OK" if not model.problem else "UNAVAILABLE", "error_message": model.problem or ""}
-        version = model.registry_version or model.version or ""
-        return JSONResponse(
-            {"model_version_status": [{"version": version, "state": state, "status": status}]}, headers=headers()
-        )
+        if loaded is None:
+            state = "LOADING" if model.problem == "loading the model" else "END"
+            status = {"error_code": "UNAVAILABLE", "error_message": model.problem or ""}
+            version = ""
+        else:
+            state, status = "AVAILABLE", {"error_code": "OK", "error_message": ""}
+            version = loaded.registry_version or loaded.version
+        body = {"model_version_status": [{"version": version, "state": state, "status": status}]}
+        return JSONResponse(body, headers=headers(loaded))
 
     @app.get("/v1/models/{requested}/metadata")
     def model_metadata(requested: str) -> JSONResponse:
-        refused = unknown(requested)
+        loaded = model.loaded
+        refused = refuse(requested, loaded)
         if refused:
             return refused
         dtype = {"numeric": "DT_FLOAT", "categorical": "DT_STRING"}
@@ -163,45 +192,42 @@ def create_app(config: Config, slot: Slot) -> FastAPI:
             for key, dt in ((OUTPUT, "DT_FLOAT"), ("class", "DT_INT64"))
         }
         signature = {"inputs": inputs, "outputs": outputs, "method_name": "tensorflow/serving/predict"}
-        spec = {"name": name, "signature_name": SIGNATURE, "version": model.registry_version or model.version}
+        spec = {"name": name, "signature_name": SIGNATURE, "version": loaded.registry_version or loaded.version}
         body = {"model_spec": spec, "metadata": {"signature_def": {"signature_def": {SIGNATURE: signature}}}}
-        return JSONResponse(body, headers=headers())
+        return JSONResponse(body, headers=headers(loaded))
 
     @app.post("/v1/models/{requested}:predict")
     async def predict(requested: str, request: Request) -> JSONResponse:
-        start = time.perf_counter()
-        response = await _predict(requested, request)
-        labels = (str(slot), model.version or "")
+        start, loaded = time.perf_counter(), model.loaded  # one model for the whole request, even across a swap
+        response = await _predict(requested, request, loaded)
+        labels = (str(slot), loaded.version if loaded else "")
         model.requests.labels(*labels, str(response.status_code)).inc()
         model.latency.labels(*labels).observe(time.perf_counter() - start)
         return response
 
-    async def _predict(requested: str, request: Request) -> JSONResponse:
-        refused = unknown(requested)
+    async def _predict(requested: str, request: Request, loaded: Loaded | None) -> JSONResponse:
+        refused = refuse(requested, loaded)
         if refused:
             return refused
-        raw = await request.body()
-        if len(raw) > config.serving.max_body_bytes:
-            return _error(
-                413,
-                f"the body has {len(raw)} bytes, more than serving.max_body_bytes {config.serving.max_body_bytes}",
-                headers(),
-            )
+        raw, limit = await request.body(), config.serving.max_body_bytes
+        if len(raw) > limit:
+            message = f"the body has {len(raw)} bytes, more than serving.max_body_bytes {limit}"
+            return _error(413, message, headers(loaded))
         try:
             rows, form = parse_predict(json.loads(raw), schema, config.serving.max_batch)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            return _error(400, f"the body is not valid JSON: {exc}", headers())
+            return _error(400, f"the body is not valid JSON: {exc}", headers(loaded))
         except RequestError as exc:
-            return _error(exc.status, str(exc), headers())
-        probabilities = await run_in_threadpool(model.predict, rows)
+            return _error(exc.status, str(exc), headers(loaded))
+        probabilities = (await run_in_threadpool(predict_with, loaded.serve, rows, schema)).tolist()
         for p in probabilities:
-            model.scores.labels(str(slot), model.version or "").observe(p)
+            model.scores.labels(str(slot), loaded.version).observe(p)
         classes = [int(p >= THRESHOLD) for p in probabilities]
         if form == "instances":
             body = {"predictions": [{OUTPUT: p, "class": c} for p, c in zip(probabilities, classes, strict=True)]}
         else:
             body = {"outputs": {OUTPUT: probabilities, "class": classes}}
-        return JSONResponse(body, headers=headers())
+        return JSONResponse(body, headers=headers(loaded))
 
     return app
 

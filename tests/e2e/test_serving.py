@@ -81,7 +81,7 @@ def served(tmp_path_factory, adult_frame):
     tmp = tmp_path_factory.mktemp("serving")
     config_path = write_config(tmp, SMALL)
     config = load_config(config_path)
-    write_partitions(adult_frame, config, date(2026, 1, 1), 800, days=3)
+    write_partitions(adult_frame, config, date(2026, 1, 1), 800, days=4)
     run_pipeline(RunContext.create(config, "2026-01-03"))
     process, url = start_server(config_path, "blue")
     assert wait_ready(url).status_code == 200
@@ -179,20 +179,6 @@ def test_metrics_count_requests_by_status_slot_and_version(served):
     assert "predict_latency_seconds_bucket" in text and "prediction_probability_count" in text
 
 
-def test_a_slot_without_a_model_is_alive_but_not_ready(served):
-    config_path, _, _ = served
-    process, url = start_server(config_path, "green")  # nothing was promoted to green
-    try:
-        ready = wait_ready(url)
-        assert httpx.get(f"{url}/healthz").status_code == 200
-        assert ready.status_code == 503 and "slot green holds no model" in ready.json()["error"]
-        refused = httpx.post(f"{url}/v1/models/{NAME}:predict", json={"instances": [{}]})
-        assert refused.status_code == 503
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
@@ -229,7 +215,35 @@ def test_the_send_command_posts_test_rows_and_says_who_answered(served):
     unreachable = subprocess.run([*command, "--url", f"http://127.0.0.1:{free_port()}"], capture_output=True, text=True)
 
     assert sent.returncode == 0, sent.stderr[-2000:]
-    version = read_state(config).live_record.version
+    version = read_state(config).slots["blue"].version
     assert f"2 request(s), 0 failed; answered by slot blue model {version}" in sent.stdout
     assert '-> 200 {"predictions":[{"probability":' in sent.stdout
     assert unreachable.returncode == 1 and "cannot reach a model server" in unreachable.stderr
+
+
+def test_a_slot_server_picks_up_the_model_promoted_into_its_slot_without_a_restart(served):
+    config_path, config, blue_url = served
+    process, url = start_server(config_path, "green")  # nothing was promoted to green yet
+    try:
+        ready = wait_ready(url)
+        assert httpx.get(f"{url}/healthz").status_code == 200
+        assert ready.status_code == 503 and "slot green holds no model" in ready.json()["error"]
+        assert httpx.post(f"{url}/v1/models/{NAME}:predict", json={"instances": [{}]}).status_code == 503
+
+        run_pipeline(RunContext.create(config, "2026-01-04", force=True))  # the next model goes to green
+        green = read_state(config).slots["green"]
+        assert read_state(config).live == "green"
+        deadline = time.monotonic() + 120
+        while httpx.get(f"{url}/readyz").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.5)
+
+        frame = rows(config, 10)
+        answer = httpx.post(f"{url}/v1/models/{NAME}:predict", json={"instances": as_json(frame)})
+        assert answer.status_code == 200 and answer.headers["X-Model-Version"] == green.version
+        offline = score(green.model_uri, frame, config.data_schema)
+        assert [p["probability"] for p in answer.json()["predictions"]] == pytest.approx(offline.tolist(), abs=1e-6)
+        # The blue server keeps serving blue's model: it is the rollback target, ready to take traffic back.
+        assert httpx.get(f"{blue_url}/readyz").json()["version"] == read_state(config).slots["blue"].version
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
