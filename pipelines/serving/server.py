@@ -12,9 +12,10 @@ and answers:
 
 A refused request gets a 4xx with ``{"error": "..."}`` naming the field; nothing a client sends can
 crash the process. The server follows its slot: when the deployment state puts another version there,
-it loads and warms it up while the old one answers, then swaps it in. Every answer carries ``X-Model-Version`` and ``X-Slot`` headers. The same contract
-is what the official ``tensorflow/serving`` image offers per slot in production (``docker/``), with the
-transform graph inside the model in both cases.
+it loads and warms it up while the old one answers, then swaps it in. Every answer carries
+``X-Model-Version`` and ``X-Slot`` headers. The same contract is what the official
+``tensorflow/serving`` image offers per slot in production (``docker/``), with the transform graph
+inside the model in both cases.
 """
 
 from __future__ import annotations
