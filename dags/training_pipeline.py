@@ -103,7 +103,7 @@ def training_pipeline():
         from pipelines.core.context import check_run_conf
 
         context = get_current_context()
-        check_run_conf(context["dag_run"].conf or {}, context["params"].keys())
+        check_run_conf(context["dag_run"].conf or {}, context["dag"].params.keys())  # params also hold conf keys
         load_config(context["params"]["config"])
 
     @task

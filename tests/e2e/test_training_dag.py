@@ -202,7 +202,8 @@ def test_failed_candidate_triggers_a_bounded_retrain(dag, tmp_path, adult_frame)
 
 
 def test_a_run_with_an_undeclared_option_or_a_missing_config_is_refused_before_any_work(dag, tmp_path):
-    dagrun, states = run(dag, tmp_path / "config.yaml", D1, windw_days=3)
+    config_path = write_config(tmp_path, SMALL)  # a valid config: only the typo is wrong
+    dagrun, states = run(dag, config_path, D1, windw_days=3)
     assert dagrun.state == "failed"
     assert states["check_params"] == "failed" and states["ingest_window"] == "upstream_failed"
 
