@@ -66,7 +66,8 @@ def file_lock(path: Path, wait: bool = True) -> Iterator[bool]:
 
 def _siblings(final: Path) -> tuple[Path, Path, Path]:
     """The lock, temporary and previous-version paths that ``atomic_dir`` keeps beside ``final``."""
-    return tuple(final.with_name(f".{final.name}.{suffix}") for suffix in ("lock", "tmp", "old"))  # type: ignore[return-value]
+    lock, tmp, old = (final.with_name(f".{final.name}.{suffix}") for suffix in ("lock", "tmp", "old"))
+    return lock, tmp, old
 
 
 def _tidy(final: Path) -> None:
