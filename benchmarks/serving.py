@@ -11,10 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -26,6 +22,8 @@ from pipelines.core.config import DEFAULT_CONFIG, load_config
 from pipelines.core.deployment_state import read_state
 from pipelines.deployment.registry import registered_model
 from pipelines.model.scoring import load_scorer, predict_with
+from pipelines.serving.processes import start_server
+from pipelines.serving.traffic import wait_ready
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -33,36 +31,6 @@ REPO = Path(__file__).resolve().parents[1]
 def percentiles(seconds: list[float]) -> tuple[float, float]:
     ms = np.array(seconds) * 1000
     return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
-
-
-def start_server(config_path: Path, slot: str) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    command = [
-        sys.executable,
-        "-m",
-        "pipelines",
-        "serve",
-        "--config",
-        str(config_path),
-        "--slot",
-        slot,
-        "--port",
-        str(port),
-    ]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise SystemExit("the model server did not become ready")
 
 
 def main() -> None:
@@ -78,7 +46,8 @@ def main() -> None:
     features = [f.name for f in schema.features]
     rows = pd.read_parquet(record.reference_uri)[features].head(1000)
     serve = load_scorer(record.model_uri)
-    process, url = start_server(args.config, str(state.live))
+    process, url = start_server(args.config, state.live)
+    wait_ready(url, 120)
     results = {}
     try:
         with httpx.Client(base_url=url, timeout=30) as client:

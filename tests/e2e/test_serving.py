@@ -4,8 +4,6 @@ scores, 4xx that name the field, readiness, metrics, and no 5xx whatever a clien
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,7 +12,7 @@ from datetime import date
 import httpx
 import pandas as pd
 import pytest
-from conftest import REPO, SMALL, write_config
+from conftest import SMALL, write_config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,44 +23,9 @@ from pipelines.core.outputs import TransformOutput
 from pipelines.data.demo import write_partitions
 from pipelines.model.scoring import score
 from pipelines.runner import run_pipeline
+from pipelines.serving.processes import free_port, start_server
 
 NAME = "adult-income"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(config_path, slot: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "pipelines",
-        "serve",
-        "--config",
-        str(config_path),
-        "--slot",
-        slot,
-        "--port",
-        str(port),
-    ]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited: {process.stderr.read()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("the server did not come up in 120 s")
 
 
 def wait_ready(url: str) -> httpx.Response:
