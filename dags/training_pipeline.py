@@ -17,10 +17,12 @@ and decides what to do with the candidate:
 * The gate compares the candidate with the live model on the same test rows, on confidence bounds
   and per slice; RETRAIN triggers a new run for the same D with the next attempt (bounded).
 * Every task writes one immutable folder under `<artifact_root>/runs/<D>/<stage>/` and passes only
-  its URI on; re-running D replaces D's artifacts atomically, so backfills are safe.
+  its URI on; re-running D replaces D's artifacts atomically.
 
 Params: `config` (use-case YAML; empty for the project's default), `date`, `window_days`; under
-*Advanced*: `force` (operator override of the gate) and `attempt` (set by automatic retraining).
+*Advanced*: `force` (operator override of the gate), `attempt` (set by automatic retraining) and
+`promote_in_backfill`. A **backfill** run gates and records but does not switch the live model unless
+`promote_in_backfill` is set, and no run replaces a live model trained on newer data unless forced.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ def _run_context():
         attempt=params["attempt"],
         window_days=params["window_days"],
         force=params["force"],
+        backfill=context["dag_run"].run_type == "backfill",
+        promote_in_backfill=params["promote_in_backfill"],
     )
 
 
@@ -91,6 +95,14 @@ def _run_context():
             minimum=1,
             title="Attempt",
             description="Set by automatic retraining; leave at 1.",
+            section="Advanced",
+        ),
+        "promote_in_backfill": Param(
+            False,
+            type="boolean",
+            title="Promote in a backfill",
+            description="A backfill run gates and records, but does not switch the live model unless this "
+            "is set. (Any run keeps a live model trained on newer data unless forced.)",
             section="Advanced",
         ),
     },
@@ -150,10 +162,16 @@ def training_pipeline():
 
     @task.branch
     def route_decision(decision_uri: str) -> str:
-        from pipelines.core.outputs import GateOutput
-        from pipelines.runner import ROUTES
+        """The gate's action, unless the switch policy holds a passed candidate (a backfill, older data)."""
+        import logging
 
-        return ROUTES[GateOutput(decision_uri).record().decision.action]
+        from pipelines.core.outputs import GateOutput
+        from pipelines.runner import ROUTES, route
+
+        action, refusal = route(_run_context(), GateOutput(decision_uri).record())
+        if refusal:
+            logging.getLogger(__name__).warning("the gate passed the candidate, but it is held: %s", refusal)
+        return ROUTES[action]
 
     @task
     def promote_blue_green(train_uri: str, transform_uri: str, decision_uri: str) -> str:
@@ -166,9 +184,11 @@ def training_pipeline():
         import logging
 
         from pipelines.core.outputs import GateOutput
+        from pipelines.runner import route
 
-        decision = GateOutput(decision_uri).record().decision
-        logging.getLogger(__name__).warning("candidate held, live model kept: %s", decision.reasons)
+        record = GateOutput(decision_uri).record()
+        refusal = route(_run_context(), record)[1]
+        logging.getLogger(__name__).warning("candidate held, live model kept: %s", refusal or record.decision.reasons)
 
     @task
     def trigger_retrain() -> None:

@@ -13,12 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from pipelines.core.context import RunContext
-from pipelines.core.contracts import Action, Decision, StageKind, StageName
+from pipelines.core.contracts import Action, Decision, GateRecord, StageKind, StageName
+from pipelines.core.deployment_state import live_version
 from pipelines.core.outputs import GateOutput
 from pipelines.data.drift import check_drift
 from pipelines.data.ingest import ingest_window
 from pipelines.data.validate import validate_snapshot
 from pipelines.decision.gate import gate_candidate
+from pipelines.deployment.policy import switch_refusal
 from pipelines.deployment.promote import promote_blue_green
 from pipelines.evaluation.evaluate import evaluate_model
 from pipelines.features.transform import transform_features
@@ -66,6 +68,17 @@ RETRAIN_FROM = StageName.TRAIN
 ROUTES = {Action.PROMOTE: DELIVERY_STAGE.task_id, Action.HOLD: "hold_candidate", Action.RETRAIN: "trigger_retrain"}
 
 
+def route(ctx: RunContext, record: GateRecord) -> tuple[Action, str | None]:
+    """What the run does after the gate: its action, unless the switch policy turns a PROMOTE into a
+    HOLD (returned with the reason)."""
+    action = record.decision.action
+    if action is Action.PROMOTE:
+        refusal = switch_refusal(ctx, live_version(ctx.config), forced=record.decision.forced)
+        if refusal:
+            return Action.HOLD, refusal
+    return action, None
+
+
 def run_stage(ctx: RunContext, stage: Stage, uris: dict[StageName, str] | None = None) -> str:
     """Run one stage; an input not in ``uris`` is D's conventional output folder of that stage."""
     uris = uris or {}
@@ -82,12 +95,15 @@ def run_pipeline(ctx: RunContext) -> tuple[Decision, dict[StageName, str]]:
     while True:
         for stage in steps[start:]:
             uris[stage.name] = run_stage(ctx, stage, uris)
-        decision = GateOutput(uris[DECISION_STAGE.name]).record().decision
-        if decision.action is not Action.RETRAIN:
+        record = GateOutput(uris[DECISION_STAGE.name]).record()
+        if record.decision.action is not Action.RETRAIN:
             break
-        log.warning("gate says RETRAIN: %s", decision.reasons)
+        log.warning("gate says RETRAIN: %s", record.decision.reasons)
         ctx = replace(ctx, attempt=ctx.attempt + 1)
         start = steps.index(BY_NAME[RETRAIN_FROM])
-    if decision.action is Action.PROMOTE:
+    action, refusal = route(ctx, record)
+    if refusal:
+        log.warning("the gate passed the candidate, but it is held: %s", refusal)
+    if action is Action.PROMOTE:
         uris[DELIVERY_STAGE.name] = run_stage(ctx, DELIVERY_STAGE, uris)
-    return decision, uris
+    return record.decision, uris

@@ -28,6 +28,7 @@ from pipelines.core.deployment_state import (
 )
 from pipelines.core.outputs import GateOutput, TrainOutput, TransformOutput, require
 from pipelines.deployment.models import collect_garbage, install
+from pipelines.deployment.policy import switch_refusal
 from pipelines.deployment.registry import aliases, register, sync_aliases
 
 log = logging.getLogger(__name__)
@@ -55,12 +56,16 @@ def promote_blue_green(ctx: RunContext, train_uri: str, transform_uri: str, deci
     """Blue-green switch to the candidate of ``train_uri``; returns the state file's URI.
 
     Raises:
-        DeployError: the decision is not PROMOTE, or the live model has changed since the candidate
+        DeployError: the decision is not PROMOTE, the switch policy refuses it (a backfill, or data older
+            than the live model's; see ``policy``), or the live model has changed since the candidate
             was compared with it (runs overlapped); the state is left unchanged.
     """
     record = require(GateOutput(decision_uri)).record()
     if record.decision.action is not Action.PROMOTE:
         raise DeployError(f"decision is {record.decision.action}, not PROMOTE: {record.decision.reasons}")
+    refusal = switch_refusal(ctx, read_state(ctx.config).live_record, forced=record.decision.forced)
+    if refusal:
+        raise DeployError(refusal)
     trained, transformed = require(TrainOutput(train_uri)), require(TransformOutput(transform_uri))
     meta = trained.metadata()
     version = f"{ctx.ds.isoformat()}-{meta['fingerprint'][:12]}"

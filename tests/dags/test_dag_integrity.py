@@ -92,7 +92,8 @@ def test_training_pipeline_schedule_params_and_docs(dagbag):
     params = dag.params.dump()
     assert params["window_days"] is None and params["force"] is False and params["attempt"] == 1
     assert params["config"] is None  # the library's default config
-    assert [n for n in params if dag.params.get_param(n).schema.get("section") == "Advanced"] == ["force", "attempt"]
+    advanced = [n for n in params if dag.params.get_param(n).schema.get("section") == "Advanced"]
+    assert advanced == ["force", "attempt", "promote_in_backfill"] and params["promote_in_backfill"] is False
     module_doc = (REPO / "dags" / "training_pipeline.py").read_text().split('"""')[1]
     assert dag.doc_md.strip() == module_doc.strip()
 

@@ -90,7 +90,19 @@ def make_config(workdir: Path) -> Path:
 
 
 def cli(step: StageName, config_path: Path, ds: date) -> list[str]:
-    return [sys.executable, "-m", "pipelines", str(step), "--config", str(config_path), "--date", ds.isoformat()]
+    # Promotions alternate between two dates, so half of them put older data live: forced, as an operator would.
+    force = ["--force"] if step is StageName.PROMOTE else []
+    return [
+        sys.executable,
+        "-m",
+        "pipelines",
+        str(step),
+        "--config",
+        str(config_path),
+        "--date",
+        ds.isoformat(),
+        *force,
+    ]
 
 
 def run_to_end(step: StageName, config_path: Path, ds: date) -> float:
@@ -227,7 +239,8 @@ def run_trials(trials: int, workdir: Path, seed: int = 0, report=print) -> Tally
         tally.trials += 1
         tally.by_step[str(step)] += 1
         found = [f"trial {trial} ({step} {ds}) after the kill: {p}" for p in check(config)]
-        run_stage(RunContext.create(config, ds), BY_NAME[step])  # the next run of the step must succeed
+        again = RunContext.create(config, ds, force=step is StageName.PROMOTE)
+        run_stage(again, BY_NAME[step])  # the next run of the step must succeed
         found += [f"trial {trial} ({step} {ds}) after the re-run: {p}" for p in check_recovered(config, step, ds)]
         tally.problems.extend(found)
         for problem in found:
