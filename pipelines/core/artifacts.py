@@ -224,7 +224,7 @@ def read_metadata(uri: str | Path) -> dict[str, Any]:
     return read_json(Path(uri) / METADATA)
 
 
-def input_fingerprint(uri: str) -> str | None:
+def input_fingerprint(uri: str | Path) -> str | None:
     """The fingerprint recorded in the metadata at ``uri``, or None if it has none."""
     path = Path(uri) / METADATA
     return read_json(path)["fingerprint"] if path.exists() else None

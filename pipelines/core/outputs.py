@@ -15,7 +15,7 @@ from typing import Any, ClassVar, TypeVar
 
 import pandas as pd
 
-from pipelines.core.artifacts import METADATA, read_json, read_metadata
+from pipelines.core.artifacts import METADATA, input_fingerprint, read_json, read_metadata
 from pipelines.core.contracts import GateRecord, PipelineError, StageName, Status
 
 # Columns every snapshot row carries besides the schema's: where it came from (date, physical line).
@@ -218,8 +218,7 @@ def inconsistency(uri: str | Path, _seen: set[Path] | None = None) -> str | None
         if upstream in seen:
             continue
         seen.add(upstream)
-        current = read_metadata(upstream).get("fingerprint") if (upstream / METADATA).exists() else None
-        if current != recorded["fingerprint"]:
+        if input_fingerprint(upstream) != recorded["fingerprint"]:
             return (
                 f"was made from a {name} ({upstream}) that has since been replaced or removed (an interrupted re-run?)"
             )

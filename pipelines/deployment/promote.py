@@ -63,17 +63,18 @@ def promote_blue_green(ctx: RunContext, train_uri: str, transform_uri: str, deci
     record = require(GateOutput(decision_uri)).record()
     if record.decision.action is not Action.PROMOTE:
         raise DeployError(f"decision is {record.decision.action}, not PROMOTE: {record.decision.reasons}")
-    refusal = switch_refusal(ctx, read_state(ctx.config).live_record, forced=record.decision.forced)
-    if refusal:
-        raise DeployError(refusal)
     trained, transformed = require(TrainOutput(train_uri)), require(TransformOutput(transform_uri))
     meta = trained.metadata()
     version = f"{ctx.ds.isoformat()}-{meta['fingerprint'][:12]}"
-    if not check_promotable(read_state(ctx.config), version, record.live_version):
+    before = read_state(ctx.config)
+    if not check_promotable(before, version, record.live_version):
         log.info("version %s is already live: nothing to switch", version)
         with state_lock(ctx.config):
             collect_garbage(ctx.config, read_state(ctx.config))  # copies left by a promotion killed earlier
         return str(state_path(ctx.config))
+    refusal = switch_refusal(ctx, before.live_record, forced=record.decision.forced)
+    if refusal:
+        raise DeployError(refusal)
     candidate = SlotRecord(
         version=version,
         model_uri=str(trained.model_dir),

@@ -98,7 +98,7 @@ class SlotModel:
             if self.loaded and self.loaded.version == record.version:
                 return
             serve = load_scorer(record.model_uri)
-            predict_with(serve, pd.read_parquet(record.reference_uri).head(1), self.config.data_schema)  # warm up
+            predict_with(serve, _first_row(record.reference_uri), self.config.data_schema)  # warm up
             self.loaded, self.problem = Loaded(serve, record.version, record.registry_version), None
             log.info("slot %s serving %s", self.slot, record.version)
         except Exception as exc:  # noqa: BLE001 - reported by /readyz; a loaded model keeps serving
@@ -115,6 +115,13 @@ class SlotModel:
                 seen = stamp
                 self.refresh()
             stop.wait(self.config.serving.reload_seconds)
+
+
+def _first_row(parquet: str) -> pd.DataFrame:
+    """One row of a Parquet file, without reading the rest of it."""
+    import pyarrow.parquet as pq
+
+    return next(pq.ParquetFile(parquet).iter_batches(batch_size=1)).to_pandas()
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
