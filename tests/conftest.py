@@ -65,6 +65,8 @@ def write_config(directory: Path, overrides: dict[str, Any] | None = None, base:
     raw = yaml.safe_load(base.read_text())
     raw["data"]["root"] = str(directory / "partitions")
     raw["artifact_root"] = str(directory / "artifacts")
+    if raw.get("expectations"):  # the base's expectations file, wherever the copy goes
+        raw["expectations"] = str((base.parent / raw["expectations"]).resolve())
     path = directory / "config.yaml"
     path.write_text(yaml.safe_dump(deep_merge(raw, overrides or {})))
     return path

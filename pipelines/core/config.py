@@ -73,6 +73,18 @@ class Label(_Strict):
     name: str
     positive: str = Field(description="The label value that counts as the positive class.")
     values: list[str] | None = None
+    annotators: list[str] = Field(
+        default_factory=list,
+        description="Columns holding each labeler's own label, when the data has several; their agreement is checked.",
+    )
+
+    @model_validator(mode="after")
+    def _positive_is_a_value(self) -> Label:
+        if self.values is not None and self.positive not in self.values:
+            raise ValueError(f"label {self.name!r}: positive {self.positive!r} is not one of values {self.values}")
+        if self.name in self.annotators:
+            raise ValueError(f"label {self.name!r}: the label column cannot also be an annotator column")
+        return self
 
 
 class Schema(_Strict):
@@ -84,7 +96,7 @@ class Schema(_Strict):
 
     @model_validator(mode="after")
     def _unique(self) -> Schema:
-        names = [f.name for f in self.features] + [self.label.name]
+        names = [f.name for f in self.features] + [self.label.name] + self.label.annotators
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"duplicate column names: {dupes}")
@@ -135,25 +147,110 @@ class DataSource(_Strict):
         """The path of ``day``'s partition (the one place that spells it)."""
         return self.root / self.partition_pattern.format(date=day.isoformat())
 
+    def first_day(self) -> date | None:
+        """The earliest day that has a partition under ``root`` (None when there is none)."""
+        prefix, _, suffix = self.partition_pattern.partition("{date}")
+        days = []
+        for path in self.root.glob(self.partition_pattern.replace("{date}", "*")):
+            text = path.relative_to(self.root).as_posix()
+            try:
+                days.append(date.fromisoformat(text[len(prefix) : len(text) - len(suffix)]))
+            except ValueError:
+                continue
+        return min(days, default=None)
+
 
 class IngestThresholds(_Strict):
-    """How many malformed rows an ingest tolerates."""
+    """What an ingest tolerates, over the window and in each partition."""
 
-    max_quarantine_fraction: float = Field(ge=0.0, le=1.0)
+    max_quarantine_fraction: float = Field(ge=0.0, le=1.0, description="Malformed share of the window's rows.")
+    max_partition_quarantine_fraction: float = Field(
+        0.2, ge=0.0, le=1.0, description="Malformed share of any one partition's rows."
+    )
+    min_partition_rows: int = Field(
+        1, ge=1, description="Usable rows D's own partition must hold (an empty or unusable day blocks the run)."
+    )
+    max_missing_days: int = Field(
+        1,
+        ge=0,
+        description="Days without a partition tolerated inside the window (days before the source's first "
+        "partition are not counted as missing).",
+    )
+
+
+class Tolerance(_Strict):
+    """Largest share of rows allowed to break an expectation, over the window and in each partition."""
+
+    window: float = Field(ge=0.0, le=1.0)
+    partition: float = Field(ge=0.0, le=1.0)
 
 
 class ValidationThresholds(_Strict):
-    """Table-level validation limits (the per-column ones are in the schema)."""
+    """Validation limits besides the per-column ones in the schema; the expectations file can refine them."""
 
-    min_rows: int = Field(ge=1)
+    min_rows: int = Field(ge=1, description="Rows the window must hold.")
+    values: Tolerance = Field(
+        Tolerance(window=0.001, partition=0.01),
+        description="Share of rows allowed outside a feature's value set or range before the check fails.",
+    )
+    max_label_conflicts: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="Largest share of rows in identical-feature groups with conflicting labels (None: report only).",
+    )
+    min_annotator_agreement: float | None = Field(
+        None, ge=-1.0, le=1.0, description="Smallest kappa between the label's annotators (None: report only)."
+    )
+
+
+DriftTest = Literal["ks", "wasserstein", "chi2", "jensen_shannon", "psi"]
+
+
+class FeatureDrift(_Strict):
+    """A per-feature override of the drift test and its threshold."""
+
+    test: DriftTest | None = None
+    threshold: float | None = Field(None, gt=0.0, description="p-value (ks, chi2) or distance (the others).")
+
+
+class Calibration(_Strict):
+    """Learning each feature's normal variability from past partitions, before the window."""
+
+    history_days: int = Field(30, ge=0, description="Past days read for calibration (0 turns it off).")
+    min_windows: int = Field(5, ge=2, description="Fewer past windows than this: the default threshold is used.")
+    k: float = Field(3.0, gt=0.0, description="Threshold = mean + k standard deviations of the past distances.")
 
 
 class DriftThresholds(_Strict):
-    """When a feature counts as drifted, and when there is too little data to say."""
+    """Which test judges each feature, when it counts as drifted, and when the dataset does."""
 
-    psi: float = Field(gt=0.0, description="Population stability index above which a feature has drifted.")
-    bins: int = Field(ge=2, description="Quantile bins of the reference for numeric features.")
     min_rows: int = Field(ge=1, description="Fewer rows on either side gives 'insufficient data'.")
+    large_sample: int = Field(
+        1000, ge=1, description="From this many rows on both sides, distances replace the p-value tests."
+    )
+    alpha: float = Field(0.05, gt=0.0, lt=1.0, description="Family-wise (holm) or false-discovery (bh) rate.")
+    correction: Literal["holm", "bh", "none"] = "holm"
+    wasserstein: float = Field(0.1, gt=0.0, description="Wasserstein distance / reference std above which drifted.")
+    jensen_shannon: float = Field(0.1, gt=0.0, description="Jensen-Shannon distance above which drifted.")
+    psi: float = Field(0.2, gt=0.0, description="Population stability index threshold (reported alongside).")
+    bins: int = Field(10, ge=2, description="Quantile bins of the reference for PSI on numeric features.")
+    warn_share: float = Field(0.1, gt=0.0, le=1.0, description="Share of drifted features that makes a warning.")
+    drift_share: float = Field(0.3, gt=0.0, le=1.0, description="Share of drifted features that makes 'drift'.")
+    calibration: Calibration = Calibration()
+    features: dict[str, FeatureDrift] = Field(default_factory=dict, description="Per-feature overrides.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DriftThresholds:
+        if self.warn_share > self.drift_share:
+            raise ValueError(f"warn_share {self.warn_share} is above drift_share {self.drift_share}")
+        for name, override in self.features.items():
+            # The default test changes with the sample size, and with it what a threshold means.
+            if override.threshold is not None and override.test is None:
+                raise ValueError(f"features.{name}: a threshold needs its test (p-value for ks/chi2, else a distance)")
+            if override.test in ("ks", "chi2") and (override.threshold or 0) >= 1:
+                raise ValueError(f"features.{name}: {override.test} compares a p-value, the threshold must be below 1")
+        return self
 
 
 class GatePolicy(_Strict):
@@ -236,11 +333,14 @@ class Config(_Strict):
     mlflow: Tracking
     deployment: Deployment = Deployment()
     serving: Serving = Serving()
+    expectations: Path | None = Field(
+        None, description="YAML file that adds, tightens or relaxes expectations (next to the config)."
+    )
 
-    @field_validator("artifact_root")
+    @field_validator("artifact_root", "expectations")
     @classmethod
-    def _resolve_artifact_root(cls, v: Path, info: ValidationInfo) -> Path:
-        return _resolve(v, info)
+    def _resolve_paths(cls, v: Path | None, info: ValidationInfo) -> Path | None:
+        return None if v is None else _resolve(v, info)
 
     @model_validator(mode="after")
     def _known_columns(self) -> Config:
@@ -256,6 +356,9 @@ class Config(_Strict):
         unknown = [n for n in self.protected_attributes if n not in names]
         if unknown:
             raise ValueError(f"protected_attributes: unknown features {unknown}")
+        unknown = [n for n in self.thresholds.drift.features if n not in names]
+        if unknown:
+            raise ValueError(f"thresholds.drift.features: unknown features {unknown}")
         return self
 
     @computed_field

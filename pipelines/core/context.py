@@ -39,6 +39,12 @@ class RunContext:
     backfill: bool = False
     promote_in_backfill: bool = False
 
+    def __post_init__(self) -> None:
+        if self.window_days is not None and (isinstance(self.window_days, bool) or self.window_days < 1):
+            raise PipelineError(f"window_days must be a whole number of days, 1 or more; got {self.window_days!r}")
+        if self.attempt < 1:
+            raise PipelineError(f"attempt must be 1 or more; got {self.attempt!r}")
+
     @classmethod
     def create(
         cls,
@@ -59,7 +65,7 @@ class RunContext:
     @property
     def window(self) -> int:
         """Days in the training window: the override, or the config's."""
-        return self.window_days or self.config.data.window_days
+        return self.config.data.window_days if self.window_days is None else self.window_days
 
     def stage_dir(self, stage: StageName) -> Path:
         """Where ``stage`` keeps its output for D: ``<artifact_root>/runs/<D>/<stage>``."""

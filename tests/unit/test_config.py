@@ -204,3 +204,26 @@ def test_config_is_frozen():
 
     with pytest.raises(ValueError):
         config.training.epochs = 1  # type: ignore[misc]
+
+
+def test_positive_label_must_be_one_of_the_label_values(tmp_path):
+    message = config_error(write_config(tmp_path, {"schema": {"label": {"positive": ">50k"}}}))
+
+    assert "schema.label" in message and "positive '>50k' is not one of values ['<=50K', '>50K']" in message
+
+
+def test_drift_override_naming_an_unknown_feature_is_rejected(tmp_path):
+    message = config_error(write_config(tmp_path, {"thresholds": {"drift": {"features": {"agee": {"test": "ks"}}}}}))
+
+    assert "thresholds.drift.features: unknown features ['agee']" in message
+
+
+def test_first_day_is_the_earliest_partition_under_the_root(tmp_path):
+    config = load_config(write_config(tmp_path))
+    assert config.data.first_day() is None
+    for ds in ("2026-01-07", "2026-01-03", "not-a-date"):
+        path = config.data.root / f"ds={ds}" / "part-0.csv"
+        path.parent.mkdir(parents=True)
+        path.write_text("x\n")
+
+    assert str(config.data.first_day()) == "2026-01-03"

@@ -56,11 +56,12 @@ def test_window_dates_end_at_ds_oldest_first():
 def test_parse_partition_types_good_rows():
     text = csv_text([ROW, {**ROW, "age": "52", "workclass": "", "income": ">50K"}])
 
-    rows, bad, info = parse_partition(text, SCHEMA, DAY)
+    part = parse_partition(text, SCHEMA, DAY)
+    rows, bad = part.rows, part.quarantined
 
     assert bad.empty
     assert list(bad.columns) == QUARANTINE_COLUMNS
-    assert info == {"missing_columns": [], "unexpected_columns": []}
+    assert part.problems == part.warnings == part.missing_columns == part.unexpected_columns == []
     assert list(rows.columns) == [*SCHEMA.columns, SOURCE_DS, SOURCE_ROW]
     assert "fnlwgt" not in rows.columns
     assert rows["age"].tolist() == [39.0, 52.0]
@@ -86,7 +87,8 @@ def test_parse_partition_quarantines_malformed_rows_with_line_and_reason():
         ]
     )
 
-    rows, bad, _ = parse_partition(text, SCHEMA, DAY)
+    part = parse_partition(text, SCHEMA, DAY)
+    rows, bad = part.rows, part.quarantined
 
     assert rows[SOURCE_ROW].tolist() == [2, 8]
     assert bad["line"].tolist() == [3, 4, 6, 7]
@@ -100,37 +102,61 @@ def test_parse_partition_quarantines_malformed_rows_with_line_and_reason():
     assert "thirty" in bad["raw"].iloc[1]
 
 
-def test_header_lacking_a_declared_column_keeps_rows_with_nulls():
+def test_a_header_lacking_a_declared_column_is_a_structural_problem_and_quarantines_every_row():
     columns = [c for c in ROW if c not in ("hours_per_week", "occupation")]
 
-    rows, bad, info = parse_partition(csv_text([ROW, ROW], columns), SCHEMA, DAY)
+    part = parse_partition(csv_text([ROW, ROW], columns), SCHEMA, DAY)
 
-    assert bad.empty
-    assert len(rows) == 2
-    assert info["missing_columns"] == ["hours_per_week", "occupation"]
-    assert rows["hours_per_week"].isna().all()
-    assert rows["occupation"].isna().all()
-    assert rows["age"].tolist() == [39.0, 39.0]
+    assert part.rows.empty
+    assert part.missing_columns == ["hours_per_week", "occupation"]
+    assert part.problems == [
+        "column 'hours_per_week' is missing from the header",
+        "column 'occupation' is missing from the header",
+    ]
+    assert part.quarantined["reason"].tolist() == ["column 'hours_per_week' is missing from the header"] * 2
+    assert part.quarantined["line"].tolist() == [2, 3], "rows in = kept + quarantined"
 
 
 def test_unexpected_columns_are_listed_but_ignored_columns_are_not():
     columns = [*ROW, "shoe_size"]
 
-    rows, bad, info = parse_partition(csv_text([{**ROW, "shoe_size": "44"}], columns), SCHEMA, DAY)
+    part = parse_partition(csv_text([{**ROW, "shoe_size": "44"}], columns), SCHEMA, DAY)
 
-    assert bad.empty and len(rows) == 1
-    assert info["unexpected_columns"] == ["shoe_size"]  # fnlwgt is declared in schema.ignore
-    assert "shoe_size" not in rows.columns
+    assert part.quarantined.empty and len(part.rows) == 1 and part.problems == []
+    assert part.unexpected_columns == ["shoe_size"]  # fnlwgt is declared in schema.ignore
+    assert "shoe_size" not in part.rows.columns
 
 
-def test_renamed_column_is_both_missing_and_unexpected():
-    columns = [c if c != "sex" else "sex_renamed" for c in ROW]
-    row = {**ROW, "sex_renamed": ROW["sex"]}
+@pytest.mark.parametrize(
+    ("renamed", "to", "hint"),
+    [("sex", "sex_renamed", "sex_renamed"), ("income", "Income", "Income"), ("occupation", "ocupation", "ocupation")],
+)
+def test_a_renamed_header_is_named_with_a_close_match_hint(renamed, to, hint):
+    columns = [c if c != renamed else to for c in ROW]
+    row = {**ROW, to: ROW[renamed]}
 
-    rows, _, info = parse_partition(csv_text([row], columns), SCHEMA, DAY)
+    part = parse_partition(csv_text([row], columns), SCHEMA, DAY)
 
-    assert info == {"missing_columns": ["sex"], "unexpected_columns": ["sex_renamed"]}
-    assert rows["sex"].isna().all()
+    assert part.missing_columns == [renamed] and part.unexpected_columns == [to]
+    assert part.problems == [f"column {renamed!r} is missing from the header (renamed? the header has {hint!r})"]
+    assert "label is missing" not in part.quarantined["reason"].iloc[0]
+
+
+def test_a_byte_order_mark_is_stripped_and_noted():
+    part = parse_partition("\ufeff" + csv_text([ROW, ROW]), SCHEMA, DAY)
+
+    assert part.problems == [] and part.quarantined.empty
+    assert part.rows["age"].tolist() == [39.0, 39.0]
+    assert part.warnings == ["UTF-8 byte-order mark at the start of the file (stripped)"]
+
+
+def test_a_duplicate_header_column_is_named_with_its_positions():
+    columns = [*ROW, "age"]
+
+    part = parse_partition(csv_text([{**ROW}], columns), SCHEMA, DAY)
+
+    assert part.problems == ["duplicate header column 'age' (positions [1, 16])"]
+    assert part.rows.empty and len(part.quarantined) == 1
 
 
 @pytest.fixture
@@ -244,7 +270,159 @@ def test_quarantine_line_numbers_are_physical_lines_even_after_a_multiline_field
     schema = load_config(ADULT_CONFIG).data_schema
     text = csv_text([{**ROW, "workclass": '"Pri\nvate"'}, "oops"])
 
-    _, bad, _ = parse_partition(text, schema, DAY)
+    bad = parse_partition(text, schema, DAY).quarantined
 
     # header = line 1, the quoted two-line record = lines 2-3, "oops" = line 4
     assert bad["line"].tolist() == [4]
+
+
+# Each partition is judged on its own, not only the window.
+
+
+def header_and(ctx: RunContext, day: str, rows: int) -> None:
+    """Keep only the header and the first ``rows`` data rows of ``day``'s partition."""
+    path = partition(ctx, day)
+    path.write_text("".join(path.read_text().splitlines(keepends=True)[: 1 + rows]))
+
+
+@pytest.mark.parametrize(("content", "what"), [("", "no data rows"), (None, "no data rows")])
+def test_an_empty_or_header_only_partition_for_d_blocks_the_run(ctx, content, what):
+    if content is None:
+        header_and(ctx, "2026-01-03", 0)
+    else:
+        partition(ctx, "2026-01-03").write_text(content)
+
+    with pytest.raises(
+        IngestError,
+        match=rf"ds=2026-01-03 \(the run's own day\): 0 usable rows, fewer than "
+        rf"min_partition_rows 100 \(the file has {what}\)",
+    ):
+        ingest_window(ctx)
+    assert read_metadata(ctx.stage_dir(StageName.INGEST))["status"] == Status.FAILED
+
+
+def test_too_few_usable_rows_for_d_block_but_enough_pass(ctx):
+    original = partition(ctx, "2026-01-03").read_text()
+    header_and(ctx, "2026-01-03", 99)
+    with pytest.raises(IngestError, match="99 usable rows, fewer than min_partition_rows 100"):
+        ingest_window(ctx)
+
+    partition(ctx, "2026-01-03").write_text(original)
+    header_and(ctx, "2026-01-03", 100)
+    assert read_metadata(ingest_window(ctx))["partitions"][-1]["rows"] == 100
+
+
+def test_a_directory_where_d_partition_should_be_is_named(ctx):
+    path = partition(ctx, "2026-01-03")
+    path.unlink()
+    path.mkdir()
+
+    with pytest.raises(
+        IngestError, match=r"ds=2026-01-03 \(the run's own day\): .*part-0.csv is a directory, not a file"
+    ):
+        ingest_window(ctx)
+
+
+def test_one_day_with_a_renamed_label_header_blocks_though_the_window_share_is_small(tmp_path, adult_frame):
+    from conftest import write_config
+
+    from pipelines.data.demo import write_partitions
+
+    path = write_config(tmp_path, {"data": {"window_days": 14}})
+    write_partitions(adult_frame, load_config(path), date(2026, 1, 1), rows_per_day=800, days=14)
+    ctx = RunContext.create(path, "2026-01-14")
+    day = partition(ctx, "2026-01-10")
+    lines = day.read_text().splitlines(keepends=True)
+    day.write_text(lines[0].replace("income", "income_class") + "".join(lines[1:401]))  # 400 rows, 3.6% of window
+
+    with pytest.raises(IngestError) as excinfo:
+        ingest_window(ctx)
+
+    message = str(excinfo.value)
+    assert (
+        "ds=2026-01-10: column 'income' is missing from the header (renamed? the header has 'income_class')" in message
+    )
+    assert "blocked (1 problem(s))" in message, "the structural problem is named once, not as 400 bad rows"
+    meta = read_metadata(ctx.stage_dir(StageName.INGEST))
+    assert meta["rows"] + meta["quarantined"] == 13 * 800 + 400, "no row is lost"
+
+
+def test_a_day_without_a_column_that_may_be_empty_still_blocks_naming_the_column(ctx):
+    path = partition(ctx, "2026-01-02")
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False).drop(columns=["workclass"])
+    frame.to_csv(path, index=False)
+
+    with pytest.raises(IngestError, match=r"ds=2026-01-02: column 'workclass' is missing from the header"):
+        ingest_window(ctx)
+
+
+def test_missing_days_are_tolerated_up_to_the_limit_and_reported(small_adult):
+    ctx = RunContext.create(small_adult, "2026-01-06", window_days=5)
+    partition(ctx, "2026-01-03").unlink()
+
+    meta = read_metadata(ingest_window(ctx))
+    assert meta["warnings"] == [
+        "1 day(s) of the window have no rows: 2026-01-03 (missing) (tolerated: max_missing_days 1)"
+    ]
+    assert meta["days_read"] == 4
+
+    partition(ctx, "2026-01-04").write_text("")  # an empty partition counts as a day without rows
+    with pytest.raises(
+        IngestError,
+        match=r"2 day\(s\) of the window have no rows: 2026-01-03 \(missing\), "
+        r"2026-01-04 \(empty\); more than max_missing_days 1",
+    ):
+        ingest_window(ctx)
+
+
+def test_days_before_the_source_began_are_not_gaps(small_adult):
+    ctx = RunContext.create(small_adult, "2026-01-03", window_days=6)  # three days before 2026-01-01
+
+    meta = read_metadata(ingest_window(ctx))
+
+    assert [p["status"] for p in meta["partitions"]] == ["before_source"] * 3 + ["read"] * 3
+    assert meta["warnings"] == [
+        "3 day(s) of the window, 2025-12-29..2025-12-31, are before the source's first partition"
+    ]
+
+
+def test_one_partition_mostly_malformed_blocks_though_the_window_share_is_under_the_limit(ctx):
+    path = partition(ctx, "2026-01-02")
+    lines = path.read_text().splitlines(keepends=True)
+    broken = [line.replace(",", ";", 1) if 1 <= i <= 250 else line for i, line in enumerate(lines)]
+    path.write_text("".join(broken))  # 250 of 800 rows: 31% of the day, 10% of the window
+
+    with pytest.raises(IngestError) as excinfo:
+        ingest_window(ctx)
+
+    assert "ds=2026-01-02: 250 of 800 rows (31.2%) are malformed, above max_partition_quarantine_fraction 20.0%" in str(
+        excinfo.value
+    )
+
+
+def test_unexpected_columns_are_logged_once_per_run(ctx, caplog):
+    for day in ("2026-01-01", "2026-01-02", "2026-01-03"):
+        path = partition(ctx, day)
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        for k in range(30):
+            frame[f"extra_{k:02d}"] = "x"
+        frame.to_csv(path, index=False)
+
+    with caplog.at_level("INFO", logger="pipelines.data.ingest"):
+        meta = read_metadata(ingest_window(ctx))
+
+    mentions = [r.getMessage() for r in caplog.records if "extra_00" in r.getMessage()]
+    assert mentions == [
+        "ingest: 30 column(s) not in the config, ignored, in 3 partition(s): "
+        + ", ".join(f"extra_{k:02d}" for k in range(10))
+        + " and 20 more"
+    ]
+    assert meta["unexpected_columns"] == mentions[0].removeprefix("ingest: ")
+
+
+@pytest.mark.parametrize("days", [0, -3])
+def test_a_window_of_no_days_is_refused_clearly(small_adult, days):
+    from pipelines.core.contracts import PipelineError
+
+    with pytest.raises(PipelineError, match=f"window_days must be a whole number of days, 1 or more; got {days}"):
+        RunContext.create(small_adult, "2026-01-03", window_days=days)

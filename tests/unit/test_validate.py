@@ -1,19 +1,29 @@
-"""Validation with real Great Expectations: a suite generated from the schema that really blocks."""
+"""Validation with real Great Expectations: judged per partition and over the window, with severities."""
 
 from __future__ import annotations
 
 import json
+from datetime import date
 
 import numpy as np
 import pytest
-from conftest import ADULT_CONFIG
+import yaml
+from conftest import ADULT_CONFIG, write_config
 
 from pipelines.core.config import load_config
 from pipelines.core.context import RunContext
 from pipelines.core.contracts import StageName, Status
-from pipelines.core.outputs import IngestOutput, ValidationOutput
+from pipelines.core.outputs import SOURCE_DS, IngestOutput, ValidationOutput
+from pipelines.data.demo import write_partitions
 from pipelines.data.ingest import ingest_window
-from pipelines.data.validate import ValidationFailed, build_expectations, validate_snapshot
+from pipelines.data.validate import (
+    ExpectationsFileError,
+    ValidationFailed,
+    load_rules,
+    schema_rules,
+    validate_frame,
+    validate_snapshot,
+)
 
 
 @pytest.fixture
@@ -22,37 +32,63 @@ def snapshot(small_adult):
     return ctx, ingest_window(ctx)
 
 
-def test_suite_is_generated_from_the_schema():
+@pytest.fixture(scope="module")
+def window(tmp_path_factory, adult_frame):
+    """A 14-day Adult window (~11,200 rows) as ingest reads it, and its config without an expectations file."""
+    folder = tmp_path_factory.mktemp("window")
+    path = write_config(folder, {"data": {"window_days": 14}, "expectations": None})
+    config = load_config(path)
+    write_partitions(adult_frame, config, date(2026, 1, 1), rows_per_day=800, days=14)
+    ctx = RunContext.create(config, "2026-01-14")
+    return config, IngestOutput(ingest_window(ctx)).read_snapshot()
+
+
+def day(frame, ds: str):
+    """The index of ``ds``'s rows in ``frame``."""
+    return frame.index[frame[SOURCE_DS] == ds]
+
+
+def test_rules_are_generated_from_the_schema():
     config = load_config(ADULT_CONFIG)
     schema = config.data_schema
-    suite = build_expectations(config)
     by_type: dict[str, list] = {}
-    for e in suite:
-        by_type.setdefault(e.expectation_type, []).append(getattr(e, "column", None))
+    for r in schema_rules(config):
+        by_type.setdefault(r.expectation, []).append(r.column)
     assert sorted(by_type["expect_column_values_to_be_in_type_list"]) == sorted(f.name for f in schema.features)
     assert sorted(by_type["expect_column_values_to_be_between"]) == sorted(schema.numeric)
     assert sorted(by_type["expect_column_values_to_be_in_set"]) == sorted([*schema.categorical, "income"])
     assert sorted(by_type["expect_column_values_to_not_be_null"]) == sorted(schema.columns)
-    mostly = {e.column: e.mostly for e in suite if e.expectation_type == "expect_column_values_to_not_be_null"}
-    assert mostly["workclass"] == pytest.approx(0.9) and mostly["age"] == 1.0
+    nulls = {r.column: r for r in schema_rules(config) if r.expectation == "expect_column_values_to_not_be_null"}
+    assert (nulls["workclass"].window, nulls["workclass"].partition) == (0.1, 0.1)
+    assert nulls["age"].window == 0.0
+    assert nulls["workclass"].build().mostly == pytest.approx(0.9)
     assert by_type["expect_table_row_count_to_be_between"] == [None]
 
 
-def test_clean_adult_snapshot_passes_and_writes_data_docs(snapshot):
+def test_clean_adult_snapshot_passes_and_writes_the_summary_and_data_docs(snapshot):
     ctx, snapshot_uri = snapshot
     uri = validate_snapshot(ctx, snapshot_uri)
     result = json.loads((ValidationOutput(ctx.stage_dir(StageName.VALIDATE)).result_path).read_text())
     assert uri == str(ctx.stage_dir(StageName.VALIDATE))
-    assert result["success"] is True and result["failed"] == []
-    assert result["evaluated"] == len(build_expectations(ctx.config))
+    assert result["success"] is True and result["blocked"] == []
+    assert result["evaluated"] == len(load_rules(ctx.config))
+    assert result["partitions"] == {
+        ds: {"rows": 800, "failed": 0, "warnings": 0} for ds in ("2026-01-01", "2026-01-02", "2026-01-03")
+    }
+    workclass = next(
+        e for e in result["expectations"] if e["column"] == "workclass" and "not_be_null" in e["expectation"]
+    )
+    assert workclass["window"]["rows"] == 2400 and 0 < workclass["window"]["unexpected"] < 240
+    assert set(workclass["partitions"]) == {"2026-01-01", "2026-01-02", "2026-01-03"}
+    assert all(p["success"] for p in workclass["partitions"].values())
     index = ValidationOutput(ctx.stage_dir(StageName.VALIDATE)).data_docs / "index.html"
     assert index.exists() and "adult-income" in index.read_text()
 
 
-def test_broken_snapshot_is_blocked_with_columns_and_expectations_named(snapshot):
+def test_broken_snapshot_is_blocked_naming_column_partition_counts_and_examples(snapshot):
     ctx, snapshot_uri = snapshot
     df = IngestOutput(snapshot_uri).read_snapshot()
-    df.loc[:9, "age"] = 140.0  # out of the declared 17..90
+    df.loc[:9, "age"] = 140.0  # out of the declared 17..90, all on 2026-01-01
     df.loc[10:19, "sex"] = "Martian"  # not in the value set
     df.loc[: len(df) // 2, "workclass"] = np.nan  # far above max_missing 0.1
     df.to_parquet(IngestOutput(snapshot_uri).snapshot, index=False)
@@ -61,17 +97,17 @@ def test_broken_snapshot_is_blocked_with_columns_and_expectations_named(snapshot
         validate_snapshot(ctx, snapshot_uri)
 
     message = str(failure.value)
-    assert "age: expect_column_values_to_be_between failed" in message and "140.0" in message
-    assert "sex: expect_column_values_to_be_in_set failed" in message and "Martian" in message
-    assert "workclass: expect_column_values_to_not_be_null failed" in message
-    assert "education" not in message
+    assert (
+        "ds=2026-01-01: 10 of 800 rows (1.2%) have age outside [17.0, 90.0] (tolerance 1.0% per partition), "
+        "e.g. ['140.0'" in message
+    )
+    assert "window: 10 of 2,400 rows (0.42%) have age outside [17.0, 90.0] (tolerance 0.1%)" in message
+    assert "ds=2026-01-01: 10 of 800 rows (1.2%) have sex outside the value set" in message and "Martian" in message
+    assert "ds=2026-01-01: 800 of 800 rows (100.0%) have workclass empty (tolerance 10.0% per partition)" in message
+    assert "ds=2026-01-03" not in message and "education" not in message
     # The evidence is kept for the operator even though the run is blocked.
     result = json.loads((ValidationOutput(ctx.stage_dir(StageName.VALIDATE)).result_path).read_text())
-    assert {(c["column"], c["expectation"]) for c in result["failed"]} == {
-        ("age", "expect_column_values_to_be_between"),
-        ("sex", "expect_column_values_to_be_in_set"),
-        ("workclass", "expect_column_values_to_not_be_null"),
-    }
+    assert result["partitions"]["2026-01-01"]["failed"] == 3 and result["partitions"]["2026-01-03"]["failed"] == 0
     assert (ValidationOutput(ctx.stage_dir(StageName.VALIDATE)).data_docs / "index.html").exists()
     assert ValidationOutput(ctx.stage_dir(StageName.VALIDATE)).metadata()["status"] == Status.FAILED
 
@@ -80,5 +116,163 @@ def test_too_few_rows_fail_the_table_expectation(snapshot):
     ctx, snapshot_uri = snapshot
     IngestOutput(snapshot_uri).read_snapshot().head(100).to_parquet(IngestOutput(snapshot_uri).snapshot, index=False)
 
-    with pytest.raises(ValidationFailed, match=r"\(table\): expect_table_row_count_to_be_between failed"):
+    with pytest.raises(ValidationFailed, match=r"table: expect_table_row_count_to_be_between failed .*observed 100"):
         validate_snapshot(ctx, snapshot_uri)
+
+
+def test_one_bad_day_is_judged_on_its_own_rows_not_diluted_by_the_window(window, tmp_path):
+    config, frame = window
+    frame = frame.copy()
+    bad = day(frame, "2026-01-10")
+    frame.loc[bad[:400], "workclass"] = np.nan  # 50% of one day, ~7% of the window: under max_missing 10%
+
+    summary = validate_frame(frame, config, tmp_path / "docs")
+
+    assert summary["success"] is False
+    nulls = [m for m in summary["blocked"] if "workclass empty" in m]
+    assert len(nulls) == 1 and nulls[0].startswith("ds=2026-01-10: ")
+    assert "of 800 rows (5" in nulls[0], "counts and shares are about the partition, not the window"
+    assert summary["partitions"]["2026-01-10"]["failed"] == 1
+
+
+def test_a_day_of_unseen_categories_is_reported_with_the_days_share(window, tmp_path):
+    config, frame = window
+    frame = frame.copy()
+    frame.loc[day(frame, "2026-01-10")[:200], "workclass"] = "Gig-economy"  # 25% of the day
+
+    summary = validate_frame(frame, config, tmp_path / "docs")
+
+    assert (
+        "ds=2026-01-10: 200 of 800 rows (25.0%) have workclass outside the value set "
+        "(tolerance 1.0% per partition), e.g. ['Gig-economy'" in "\n".join(summary["blocked"])
+    )
+
+
+def test_a_few_odd_values_pass_within_tolerance_but_are_recorded_as_warnings(window, tmp_path):
+    config, frame = window
+    frame = frame.copy()
+    frame.loc[day(frame, "2026-01-05")[:2], "hours_per_week"] = 120.0  # two values past max 99
+
+    summary = validate_frame(frame, config, tmp_path / "docs")
+
+    assert summary["success"] is True
+    assert any(
+        w.startswith("window: 2 of 11,200 rows (0.02%) have hours_per_week outside [1.0, 99.0], within tolerance 0.1%")
+        and "ds=2026-01-05: 2" in w
+        for w in summary["warnings"]
+    ), summary["warnings"]
+
+
+def write_expectations(config_path, entries):
+    path = config_path.parent / "expectations.yaml"
+    path.write_text(yaml.safe_dump({"expectations": entries}))
+    raw = yaml.safe_load(config_path.read_text())
+    raw["expectations"] = str(path)
+    config_path.write_text(yaml.safe_dump(raw))
+    return load_config(config_path)
+
+
+def test_the_expectations_file_adds_relaxes_tightens_warns_and_turns_off(window, tmp_path):
+    _, frame = window
+    frame = frame.copy()
+    frame.loc[day(frame, "2026-01-05")[:30], "age"] = 95.0  # 3.8% of one day: fails the default 1%
+    frame.loc[day(frame, "2026-01-06")[:5], "sex"] = "X"  # 0.6% of a day, 0.04% of the window: tolerated
+    config = write_expectations(
+        write_config(tmp_path, {"data": {"window_days": 14}}),
+        [
+            {
+                "expectation": "expect_column_values_to_be_between",
+                "column": "age",
+                "mostly": 0.99,
+                "partition_mostly": 0.95,
+            },
+            {"expectation": "expect_column_values_to_be_in_set", "column": "sex", "mostly": 1.0},
+            {
+                "expectation": "expect_column_mean_to_be_between",
+                "column": "hours_per_week",
+                "kwargs": {"min_value": 50, "max_value": 60},
+                "severity": "warn",
+            },
+            {"expectation": "expect_column_values_to_be_in_type_list", "column": "race", "enabled": False},
+        ],
+    )
+
+    summary = validate_frame(frame, config, tmp_path / "docs")
+
+    assert not any("age" in m for m in summary["blocked"]), "relaxed: 3.8% of a day is within partition_mostly 0.95"
+    assert summary["blocked"] == [
+        "window: 5 of 11,200 rows (0.04%) have sex outside the value set (tolerance 0.0%), "
+        "e.g. ['X', 'X', 'X', 'X', 'X']",
+        "ds=2026-01-06: 5 of 800 rows (0.6%) have sex outside the value set (tolerance 0.0% per partition), "
+        "e.g. ['X', 'X', 'X', 'X', 'X']",
+    ]
+    assert (
+        "hours_per_week: expect_column_mean_to_be_between failed (max_value=60, min_value=50): observed 40.49"
+        in summary["warnings"]
+    ), summary["warnings"]
+    assert any(w.startswith("window: 30 of 11,200 rows (0.27%) have age outside") for w in summary["warnings"])
+    checked = {(e["expectation"], e["column"]) for e in summary["expectations"]}
+    assert ("expect_column_values_to_be_in_type_list", "race") not in checked
+    assert ("expect_column_values_to_be_in_type_list", "sex") in checked
+
+
+@pytest.mark.parametrize(
+    ("entry", "error"),
+    [
+        (
+            {"expectation": "expect_column_values_to_be_purple", "column": "age"},
+            "unknown Great Expectations expectation",
+        ),
+        (
+            {"expectation": "expect_column_values_to_not_be_null", "column": "agee"},
+            "column 'agee' is not in the config",
+        ),
+        (
+            {"expectation": "expect_column_values_to_not_be_null", "column": "age", "severity": "fatal"},
+            "severity must be",
+        ),
+        (
+            {"expectation": "expect_column_values_to_not_be_null", "column": "age", "mosty": 0.9},
+            r"unknown key\(s\) \['mosty'\]",
+        ),
+    ],
+)
+def test_a_bad_expectations_entry_is_named_with_file_and_entry(tmp_path, entry, error):
+    config = write_expectations(write_config(tmp_path), [entry])
+
+    with pytest.raises(ExpectationsFileError, match=rf"expectations\.yaml, entry 1: .*{error}"):
+        load_rules(config)
+
+
+def test_the_shipped_adult_expectations_file_refines_the_generated_suite():
+    config = load_config(ADULT_CONFIG)
+    rules = {r.key: r for r in load_rules(config)}
+
+    gain = rules[("expect_column_values_to_be_between", "capital_gain")]
+    assert (gain.window, gain.partition) == (pytest.approx(0.001), pytest.approx(0.02))
+    assert gain.kwargs == {"min_value": 0.0, "max_value": 99999.0}
+    assert rules[("expect_column_mean_to_be_between", "hours_per_week")].severity == "warn"
+
+
+def test_conflicting_labels_above_the_threshold_block(window, tmp_path):
+    config, frame = window
+    frame = frame.copy()
+    twins = day(frame, "2026-01-03")[:300]
+    frame.loc[twins, [f.name for f in config.data_schema.features]] = frame.loc[
+        twins[0], [f.name for f in config.data_schema.features]
+    ].to_numpy()
+    frame.loc[twins[:150], "income"], frame.loc[twins[150:], "income"] = "<=50K", ">50K"
+    path = write_config(
+        tmp_path,
+        {
+            "data": {"window_days": 14},
+            "expectations": None,
+            "thresholds": {"validation": {"max_label_conflicts": 0.01}},
+        },
+    )
+
+    summary = validate_frame(frame, load_config(path), tmp_path / "docs")
+
+    assert summary["success"] is False
+    assert any("conflicting labels" in m and "(limit 1%)" in m for m in summary["blocked"]), summary["blocked"]
+    assert summary["labels"]["conflicts"]["rows_in_conflict"] >= 300
