@@ -3,7 +3,8 @@
 The library's environment settings live here and only here: every entry point (the CLI, Airflow
 tasks, tests) imports this package before any stage imports TensorFlow or Great Expectations. The
 TFT layer only works inside a tf_keras model, so `TF_USE_LEGACY_KERAS` must be set before TensorFlow
-loads; GX must not try to send usage statistics from an offline worker. Values already set win.
+loads; GX must not try to send usage statistics from an offline worker; MLflow's download progress
+bars only clutter task logs. Values already set win.
 Airflow's own settings (AIRFLOW_HOME, ...) are the Makefile's, since only the Airflow CLI needs them.
 """
 
@@ -15,6 +16,7 @@ ENVIRONMENT = {
     "TF_USE_LEGACY_KERAS": "1",
     "TF_CPP_MIN_LOG_LEVEL": "2",
     "GX_ANALYTICS_ENABLED": "False",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # no progress bars in task logs
 }
 for _key, _value in ENVIRONMENT.items():
     os.environ.setdefault(_key, _value)

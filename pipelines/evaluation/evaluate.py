@@ -1,7 +1,8 @@
 """Evaluate: the candidate, the live model and a trivial baseline on the same raw test rows.
 
 Both models are scored through their serving signatures on raw features, so a model is judged as it
-will serve; the report (see ``metrics``) is logged to the candidate's MLflow run.
+will serve; the report (see ``metrics``) is logged to the candidate's MLflow run. It also says whether
+the live model still performs on the window's rows it never saw as it did offline (``concept``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pipelines.core.contracts import StageName
 from pipelines.core.deployment_state import live_version
 from pipelines.core.outputs import EvaluationOutput, TrainOutput, TransformOutput, require
 from pipelines.core.tracking import client
+from pipelines.evaluation.concept import check_concept_drift
 from pipelines.evaluation.metrics import evaluate_frame
 from pipelines.model.scoring import score
 
@@ -35,6 +37,7 @@ def evaluate_model(ctx: RunContext, transform_uri: str, train_uri: str) -> str:
     live_scores = score(live.model_uri, test, schema) if live else None
     report = evaluate_frame(test, candidate, live_scores, ctx.config, positive_rate)
     report["live_version"] = live.version if live else None
+    report["concept_drift"] = check_concept_drift(ctx.config, transformed, live)
     with ctx.open_stage(StageName.EVALUATE) as out:
         written = EvaluationOutput(out.path)
         write_json_atomic(written.report_path, report)
