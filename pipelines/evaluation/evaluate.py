@@ -1,8 +1,11 @@
-"""Evaluate: the candidate, the live model and a trivial baseline on the same raw test rows.
+"""Evaluate: the candidate, the live model and the baselines on the same raw test rows.
 
 Both models are scored through their serving signatures on raw features, so a model is judged as it
-will serve; the report (see ``metrics``) is logged to the candidate's MLflow run. It also says whether
-the live model still performs on the window's rows it never saw as it did offline (``concept``).
+will serve; the report (see ``metrics``) is logged to the candidate's MLflow run. Beside the
+overall and per-slice metrics it holds the baselines table (trivial, a logistic regression trained
+on the same split, human-level figures from config), the error analysis by tags (``tags``), and
+whether the live model still performs on the window's rows it never saw as it did offline
+(``concept``).
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ from pipelines.core.contracts import StageName
 from pipelines.core.deployment_state import live_version
 from pipelines.core.outputs import EvaluationOutput, TrainOutput, TransformOutput, require
 from pipelines.core.tracking import client
+from pipelines.evaluation.baselines import baseline_table, simple_model, trivial_scores
 from pipelines.evaluation.concept import check_concept_drift
-from pipelines.evaluation.metrics import evaluate_frame
+from pipelines.evaluation.metrics import evaluate_frame, positives
+from pipelines.evaluation.tags import error_analysis
 from pipelines.model.scoring import score
 
 log = logging.getLogger(__name__)
@@ -29,14 +34,20 @@ def evaluate_model(ctx: RunContext, transform_uri: str, train_uri: str) -> str:
     """Score the test split with the candidate and the live model; write the evaluation report."""
     transformed, trained = require(TransformOutput(transform_uri)), require(TrainOutput(train_uri))
     schema = ctx.config.data_schema
-    test = pd.read_parquet(transformed.test_raw)
-    train_labels = pd.read_parquet(transformed.train_raw, columns=[schema.label.name])
-    positive_rate = float((train_labels[schema.label.name] == schema.label.positive).mean())
+    test, train = pd.read_parquet(transformed.test_raw), pd.read_parquet(transformed.train_raw)
+    positive_rate = float(positives(train, schema).mean())
     candidate = score(trained.model_dir, test, schema)
     live = live_version(ctx.config)
     live_scores = score(live.model_uri, test, schema) if live else None
     report = evaluate_frame(test, candidate, live_scores, ctx.config, positive_rate)
     report["live_version"] = live.version if live else None
+    simple = simple_model(train, test, schema, ctx.config.training.seed) if ctx.config.baselines.simple_model else None
+    y = positives(test, schema)
+    scores = {"candidate": candidate, "live": live_scores, "trivial": trivial_scores(len(y), positive_rate)}
+    report["baselines"] = baseline_table(y, {**scores, "simple_model": simple}, ctx.config.baselines.hlp)
+    report["error_analysis"] = error_analysis(
+        test, y, candidate, ctx.config, baseline_p={"simple_model": simple, "live": live_scores}
+    )
     report["concept_drift"] = check_concept_drift(ctx.config, transformed, live)
     with ctx.open_stage(StageName.EVALUATE) as out:
         written = EvaluationOutput(out.path)

@@ -125,6 +125,11 @@ def slice_keys(df: pd.DataFrame, features: list[str], schema: Schema) -> pd.Seri
     return key
 
 
+def positives(frame: pd.DataFrame, schema: Schema) -> np.ndarray:
+    """1 where the row's label is the positive class, else 0."""
+    return (frame[schema.label.name] == schema.label.positive).to_numpy(dtype=int)
+
+
 def evaluate_frame(
     test: pd.DataFrame,
     candidate: np.ndarray,
@@ -134,7 +139,7 @@ def evaluate_frame(
 ) -> dict[str, Any]:
     """The whole evaluation report for scored test rows (pure: no I/O)."""
     schema, policy = config.data_schema, config.thresholds.gate
-    y = (test[schema.label.name] == schema.label.positive).to_numpy(dtype=int)
+    y = positives(test, schema)
     majority = int(train_positive_rate >= 0.5)
     report: dict[str, Any] = {
         "test_rows": len(y),

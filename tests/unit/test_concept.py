@@ -223,9 +223,18 @@ def test_evaluate_reports_it_and_the_summary_shows_it(live):
     offline = offline_performance(config, record.mlflow_run_id)
 
     # The live model's own window, evaluated again now that it is live: every row is in-sample for it.
-    report = EvaluationOutput(evaluate_model(ctx, transform_uri, train_uri)).report()["concept_drift"]
+    full = EvaluationOutput(evaluate_model(ctx, transform_uri, train_uri)).report()
+    report = full["concept_drift"]
 
     assert report["verdict"] == ConceptVerdict.INSUFFICIENT_DATA and report["live_version"] == record.version
     assert report["rows"] == 0 and report["window_rows"] == 2400, "train and test splits read, none after 01-03"
     assert report["offline"] == asdict(offline)
     assert f"  concept    {report['message']}" in render(config, ctx.ds).splitlines()
+    # Beside the candidate: the live model, the trivial baseline and a logistic regression on the same split.
+    rows = full["baselines"]["rows"]
+    assert all(rows[name]["available"] for name in ("live", "trivial", "simple_model"))
+    assert rows["trivial"]["metrics"]["roc_auc"] == 0.5 and 0.8 < rows["simple_model"]["metrics"]["roc_auc"] < 1.0
+    tags = {t["tag"]: t for t in full["error_analysis"]["tags"]}
+    assert {"sex=Female", "sex=Male", "young"} <= set(tags)
+    assert tags["sex=Female"]["rows"] + tags["sex=Male"]["rows"] == full["test_rows"]
+    assert sum(tags[s]["errors"] for s in ("sex=Female", "sex=Male")) == full["error_analysis"]["errors"]

@@ -1,0 +1,422 @@
+"""Fairness audit of a scored test set over the protected attributes, and the gate's checks on it (pure).
+
+For each protected attribute (numeric ones binned by their ``slice_bins``) and each declared intersection,
+every group gets its size, selection rate, TPR, FPR, FNR, precision and ROC AUC. Point values come from
+Fairlearn's ``MetricFrame``; intervals from one bootstrap: a single resample index matrix (drawn in row
+blocks to bound memory; the same draws as ``metrics.assess`` with the same seed), turned into row weights
+and reduced per group in one vectorised pass, so the per-group figures, the between-group gaps and the
+candidate-minus-live differences all come from the same resamples.
+
+Between groups: demographic parity difference and ratio, equalized odds difference, and the largest
+TPR/FPR/FNR gaps with the two groups that make them, each with an interval, so the gate can act at the
+confidence bound. Groups below ``min_group_size`` are listed as ``too_small`` (point values only) and
+left out of the gaps; they are never merged into other groups. A metric that is undefined on a group
+(e.g. TPR without positives, ROC AUC with one class) is ``None``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import defaultdict
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from fairlearn.metrics import (
+    MetricFrame,
+    count,
+    demographic_parity_difference,
+    demographic_parity_ratio,
+    equalized_odds_difference,
+    false_negative_rate,
+    false_positive_rate,
+    selection_rate,
+    true_positive_rate,
+)
+from sklearn.metrics import precision_score, roc_auc_score
+
+from pipelines.core.config import Config
+from pipelines.evaluation.metrics import _clean, _interval, slice_keys
+
+GROUP_METRICS = (
+    "selection_rate",
+    "true_positive_rate",
+    "false_positive_rate",
+    "false_negative_rate",
+    "precision",
+    "roc_auc",
+)
+GAP_METRICS = ("true_positive_rate", "false_positive_rate", "false_negative_rate")
+BETWEEN = ("demographic_parity_difference", "demographic_parity_ratio", "equalized_odds_difference")
+SHORT = {"true_positive_rate": "TPR", "false_positive_rate": "FPR", "false_negative_rate": "FNR"}
+OK, TOO_SMALL = "ok", "too_small"
+BLOCK_CELLS = 2_000_000  # resamples x rows held at once: bounds memory at any test-set size
+
+
+@dataclass(frozen=True)
+class GroupLayout:
+    """One scoring's rows sorted by (group, score), prepared once and reused for every block of resamples."""
+
+    order: np.ndarray  # row numbers in (group, score) order
+    positive: np.ndarray  # label == 1, in that order
+    predicted: np.ndarray  # score >= threshold, in that order
+    starts: np.ndarray  # first position of each group
+    run_starts: np.ndarray  # first position of each run of equal (group, score)
+    run_ends: np.ndarray  # last position of each run
+    group_of_run: np.ndarray
+    first_run: np.ndarray  # each group's first run
+
+    @classmethod
+    def build(cls, codes: np.ndarray, y: np.ndarray, p: np.ndarray, threshold: float) -> GroupLayout:
+        """``codes`` numbers the groups 0..G-1, and each must occur."""
+        order = np.lexsort((p, codes))
+        c, ps = codes[order], p[order]
+        starts = np.flatnonzero(np.r_[True, c[1:] != c[:-1]])
+        run_starts = np.flatnonzero(np.r_[True, (c[1:] != c[:-1]) | (ps[1:] != ps[:-1])])
+        return cls(
+            order=order,
+            positive=y[order] == 1,
+            predicted=ps >= threshold,
+            starts=starts,
+            run_starts=run_starts,
+            run_ends=np.r_[run_starts[1:], len(c)] - 1,
+            group_of_run=np.searchsorted(starts, run_starts, side="right") - 1,
+            first_run=np.searchsorted(run_starts, starts),
+        )
+
+    def metrics(self, weights: np.ndarray) -> dict[str, np.ndarray]:
+        """Each group's metrics under each row of ``weights`` (row multiplicities, [resamples, rows]).
+
+        Returns arrays of shape [resamples, groups], NaN where undefined. ROC AUC is the weighted
+        Mann-Whitney statistic: negatives scored below a positive count fully, tied ones half.
+        """
+        w = weights[:, self.order].astype(float)
+        w_pos = w * self.positive
+        w_neg = w - w_pos
+        n = np.add.reduceat(w, self.starts, axis=1)
+        n_pos = np.add.reduceat(w_pos, self.starts, axis=1)
+        n_neg = n - n_pos
+        selected = np.add.reduceat(w * self.predicted, self.starts, axis=1)
+        tp = np.add.reduceat(w_pos * self.predicted, self.starts, axis=1)
+        cumulative = np.cumsum(w_neg, axis=1)
+        through_run = cumulative[:, self.run_ends]
+        before_run = cumulative[:, self.run_starts] - w_neg[:, self.run_starts]
+        below = before_run - before_run[:, self.first_run][:, self.group_of_run]  # negatives below, own group
+        pos_in_run = np.add.reduceat(w_pos, self.run_starts, axis=1)
+        wins = np.add.reduceat(pos_in_run * (below + 0.5 * (through_run - before_run)), self.first_run, axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            tpr = np.where(n_pos > 0, tp / n_pos, np.nan)
+            return {
+                "selection_rate": np.where(n > 0, selected / n, np.nan),
+                "true_positive_rate": tpr,
+                "false_positive_rate": np.where(n_neg > 0, (selected - tp) / n_neg, np.nan),
+                "false_negative_rate": 1.0 - tpr,
+                "precision": np.where(selected > 0, tp / selected, np.nan),
+                "roc_auc": np.where((n_pos > 0) & (n_neg > 0), wins / (n_pos * n_neg), np.nan),
+            }
+
+
+def grouped_metrics(
+    weights: np.ndarray, codes: np.ndarray, y: np.ndarray, p: np.ndarray, threshold: float
+) -> dict[str, np.ndarray]:
+    """Each group's metrics under each row of ``weights``, shape [resamples, groups] (see ``GroupLayout``)."""
+    return GroupLayout.build(codes, y, p, threshold).metrics(weights)
+
+
+def bootstrap(
+    y: np.ndarray,
+    scores: dict[str, np.ndarray],
+    codes: dict[str, np.ndarray],
+    threshold: float,
+    resamples: int,
+    seed: int,
+    block_cells: int = BLOCK_CELLS,
+) -> dict[tuple[str, str], dict[str, np.ndarray]]:
+    """Per-group metric samples [resamples, groups] for each (scoring, grouping), all on the same resamples.
+
+    The resample index matrix is ``default_rng(seed).integers(0, n, (resamples, n))``, drawn a block of rows
+    at a time (which yields the same matrix); each block becomes row multiplicities for every grouping.
+    """
+    n = len(y)
+    layouts = {(s, g): GroupLayout.build(codes[g], y, scores[s], threshold) for s in scores for g in codes}
+    rng = np.random.default_rng(seed)
+    block = max(1, block_cells // max(n, 1))
+    parts: dict[tuple[str, str], list[dict[str, np.ndarray]]] = defaultdict(list)
+    for start in range(0, resamples, block):
+        rows = min(block, resamples - start)
+        idx = rng.integers(0, n, size=(rows, n))
+        weights = np.bincount((idx + n * np.arange(rows)[:, None]).ravel(), minlength=rows * n).reshape(rows, n)
+        for key, layout in layouts.items():
+            parts[key].append(layout.metrics(weights))
+    return {key: {m: np.concatenate([b[m] for b in blocks]) for m in GROUP_METRICS} for key, blocks in parts.items()}
+
+
+def _roc_auc(y_true: np.ndarray, y_score: np.ndarray) -> float:
+    return float(roc_auc_score(y_true, y_score)) if len(np.unique(y_true)) == 2 else np.nan
+
+
+def _positives(y_true: np.ndarray, y_pred: np.ndarray) -> int:
+    return int(np.sum(y_true))
+
+
+def metric_frame(y: np.ndarray, p: np.ndarray, keys: pd.Series, threshold: float) -> pd.DataFrame:
+    """Per-group point values from Fairlearn's ``MetricFrame``: ``size``, ``positives`` and GROUP_METRICS.
+
+    Fairlearn's rates are 0 where their denominator is empty; those become NaN here, as in the bootstrap.
+    """
+    pred = (p >= threshold).astype(int)
+    rates = MetricFrame(
+        metrics={
+            "size": count,
+            "positives": _positives,
+            "selection_rate": selection_rate,
+            "true_positive_rate": partial(true_positive_rate, pos_label=1),
+            "false_positive_rate": partial(false_positive_rate, pos_label=1),
+            "false_negative_rate": partial(false_negative_rate, pos_label=1),
+            "precision": partial(precision_score, pos_label=1, zero_division=np.nan),
+        },
+        y_true=y,
+        y_pred=pred,
+        sensitive_features=keys,
+    ).by_group
+    auc = MetricFrame(metrics={"roc_auc": _roc_auc}, y_true=y, y_pred=p, sensitive_features=keys).by_group
+    frame = rates.join(auc).astype(float)
+    frame.loc[frame["positives"] == 0, ["true_positive_rate", "false_negative_rate"]] = np.nan
+    frame.loc[frame["positives"] == frame["size"], "false_positive_rate"] = np.nan
+    return frame
+
+
+def _spread(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per resample (row of [resamples, groups]): max - min over the defined groups, the max and the min."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows stay NaN
+        high, low = np.nanmax(samples, axis=1), np.nanmin(samples, axis=1)
+    return high - low, high, low
+
+
+def between_samples(samples: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The between-group figures for each resample, from per-group samples of the sufficient groups."""
+    dp, high, low = _spread(samples["selection_rate"])
+    gaps = {m: _spread(samples[m])[0] for m in GAP_METRICS}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(high > 0, low / high, np.nan)
+    return {
+        "demographic_parity_difference": dp,
+        "demographic_parity_ratio": ratio,
+        "equalized_odds_difference": np.fmax(gaps["true_positive_rate"], gaps["false_positive_rate"]),
+        **gaps,
+    }
+
+
+def _gap(frame: pd.DataFrame, metric: str) -> tuple[float, list[str] | None]:
+    values = frame[metric].dropna()
+    if len(values) < 2:
+        return np.nan, None
+    return float(values.max() - values.min()), [str(values.idxmax()), str(values.idxmin())]
+
+
+def between_groups(
+    y: np.ndarray, p: np.ndarray, keys: pd.Series, frame: pd.DataFrame, threshold: float
+) -> dict[str, Any]:
+    """Point values between the groups in ``frame`` (the sufficient ones), with Fairlearn's functions.
+
+    Equalized odds needs both classes in every group; otherwise it is the larger TPR/FPR gap over the groups
+    where each rate is defined (Fairlearn would count an undefined rate as 0).
+    """
+    mask = keys.isin(frame.index).to_numpy()
+    y_s, pred_s, keys_s = y[mask], (p[mask] >= threshold).astype(int), keys[mask]
+    gaps = {m: _gap(frame, m) for m in GAP_METRICS}
+    driver = max(("true_positive_rate", "false_positive_rate"), key=lambda m: np.nan_to_num(gaps[m][0], nan=-1))
+    both_classes = bool(((frame["positives"] > 0) & (frame["positives"] < frame["size"])).all())
+    if both_classes:
+        odds = equalized_odds_difference(y_s, pred_s, sensitive_features=keys_s)
+    else:
+        odds = np.fmax(gaps["true_positive_rate"][0], gaps["false_positive_rate"][0])
+    parity = _gap(frame, "selection_rate")[1]
+    return {
+        "demographic_parity_difference": {
+            "value": demographic_parity_difference(y_s, pred_s, sensitive_features=keys_s),
+            "groups": parity,
+        },
+        "demographic_parity_ratio": {
+            "value": demographic_parity_ratio(y_s, pred_s, sensitive_features=keys_s),
+            "groups": parity,
+        },
+        "equalized_odds_difference": {"value": odds, "metric": driver, "groups": gaps[driver][1]},
+        **{m: {"value": value, "groups": groups} for m, (value, groups) in gaps.items()},
+    }
+
+
+def _with_intervals(
+    points: dict[str, dict[str, Any]], samples: dict[str, np.ndarray], confidence: float
+) -> dict[str, Any]:
+    figures = {
+        name: {**figure, "value": _clean(figure["value"]), "ci": _interval(samples[name], confidence)}
+        for name, figure in points.items()
+    }
+    return {
+        **{name: figures[name] for name in BETWEEN},
+        "largest_gaps": {m: figures[m] for m in GAP_METRICS},
+    }
+
+
+def _group_entry(row: pd.Series, status: str, samples: dict[str, np.ndarray] | None, confidence: float) -> dict:
+    entry: dict[str, Any] = {"status": status, "size": int(row["size"]), "positives": int(row["positives"])}
+    entry.update({m: _clean(row[m]) for m in GROUP_METRICS})
+    if samples is not None:
+        entry["ci"] = {m: _interval(samples[m], confidence) for m in GROUP_METRICS}
+    return entry
+
+
+def audit(
+    frame: pd.DataFrame,
+    y: np.ndarray,
+    p: np.ndarray,
+    config: Config,
+    live_p: np.ndarray | None = None,
+    threshold: float = 0.5,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The fairness audit of one scored test set (JSON-serialisable; see the module docstring).
+
+    Args:
+        frame: the raw test rows; only the protected columns are read.
+        y: 0/1 labels, one per row of ``frame``.
+        p: the candidate's scores.
+        config: protected attributes, ``thresholds.fairness`` and the bootstrap settings of ``thresholds.gate``.
+        live_p: the live model's scores on the same rows, when a model is live.
+        threshold: scores at or above it are predicted positive.
+        seed: of the resample index matrix.
+
+    Returns:
+        ``attributes``: per attribute or intersection (named like evaluation slices, ``sex x race``), its
+        ``groups`` (each with ``status``, ``size``, the metrics and, when not too small, ``ci``), the
+        ``too_small`` group names, whether it is ``sufficient`` (two or more groups large enough) and the
+        between-group figures for the ``candidate`` (and ``live``, plus ``candidate_minus_live`` on the
+        paired resamples).
+    """
+    settings, policy, schema = config.thresholds.fairness, config.thresholds.gate, config.data_schema
+    y, p = np.asarray(y, dtype=int), np.asarray(p, dtype=float)
+    if not len(frame) == len(y) == len(p) or (live_p is not None and len(live_p) != len(y)):
+        raise ValueError(f"audit: {len(frame)} rows, {len(y)} labels, {len(p)} scores must match")
+    scores = {"candidate": p} if live_p is None else {"candidate": p, "live": np.asarray(live_p, dtype=float)}
+    specs = {" x ".join(spec): spec for spec in [[a] for a in config.protected_attributes] + settings.intersections}
+    keys, codes, frames = {}, {}, {}
+    for name, spec in specs.items():
+        keys[name] = slice_keys(frame, spec, schema).reset_index(drop=True).rename(name)
+        groups, codes[name] = np.unique(keys[name].to_numpy(dtype=str), return_inverse=True)
+        frames[name] = metric_frame(y, p, keys[name], threshold).loc[groups]
+    samples = bootstrap(y, scores, codes, threshold, policy.bootstrap_samples, seed) if len(y) else {}
+
+    attributes = {}
+    for name, spec in specs.items():
+        groups = frames[name]
+        ok = (groups["size"] >= settings.min_group_size).to_numpy()
+        entry: dict[str, Any] = {"columns": spec, "groups": {}, "too_small": [str(g) for g in groups.index[~ok]]}
+        for i, (group, row) in enumerate(groups.iterrows()):
+            own = {m: samples["candidate", name][m][:, i] for m in GROUP_METRICS} if ok[i] else None
+            entry["groups"][str(group)] = _group_entry(row, OK if ok[i] else TOO_SMALL, own, policy.confidence)
+        entry["sufficient"] = int(ok.sum()) >= 2
+        if entry["sufficient"]:
+            boot = {s: between_samples({m: samples[s, name][m][:, ok] for m in GROUP_METRICS}) for s in scores}
+            points = {}
+            for s, score in scores.items():
+                own_frame = groups[ok] if s == "candidate" else metric_frame(y, score, keys[name], threshold)[ok]
+                points[s] = between_groups(y, score, keys[name], own_frame, threshold)
+                entry[s] = _with_intervals(points[s], boot[s], policy.confidence)
+            if "live" in scores:
+                entry["candidate_minus_live"] = {
+                    figure: {
+                        "value": _clean(points["candidate"][figure]["value"] - points["live"][figure]["value"]),
+                        "ci": _interval(boot["candidate"][figure] - boot["live"][figure], policy.confidence),
+                    }
+                    for figure in BETWEEN
+                }
+        attributes[name] = entry
+    return {
+        "threshold": threshold,
+        "confidence": policy.confidence,
+        "bootstrap_samples": policy.bootstrap_samples,
+        "min_group_size": settings.min_group_size,
+        "live_scored": live_p is not None,
+        "attributes": attributes,
+    }
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _span(ci: list[float] | None) -> str:
+    return "[n/a]" if ci is None else f"[{_fmt(ci[0])}, {_fmt(ci[1])}]"
+
+
+def _check(
+    name: str, attribute: str, entry: dict[str, Any], limit: float, severity: str, upper: bool, min_size: int
+) -> dict[str, Any]:
+    """One limit on one attribute, judged at the confidence bound (upper for a maximum, lower for a minimum)."""
+    worsening = name == "equalized_odds_worsening_vs_live"
+    label = "equalized odds difference" if worsening else name.replace("_", " ")
+    if not entry["sufficient"]:
+        figure: dict[str, Any] = {"value": None, "ci": None}
+        what = f"fewer than two groups with >= {min_size} rows"
+    elif worsening:
+        figure = entry["candidate_minus_live"]["equalized_odds_difference"]
+        before, after = (entry[s]["equalized_odds_difference"]["value"] for s in ("live", "candidate"))
+        what = f"{label} {_fmt(after)} vs live {_fmt(before)}, change {_fmt(figure['value'])} {_span(figure['ci'])}"
+    else:
+        figure = entry["candidate"][name]
+        what = f"{label} {_fmt(figure['value'])} {_span(figure['ci'])}"
+        if figure.get("groups"):
+            on = f" on {SHORT[figure['metric']]}" if "metric" in figure else ""
+            what += f" ({figure['groups'][0]} vs {figure['groups'][1]}{on})"
+    bound = None if figure["ci"] is None else figure["ci"][1 if upper else 0]
+    sufficient = bound is not None
+    success = sufficient and (bound <= limit if upper else bound >= limit)
+    if sufficient:
+        side, relation = ("upper", "<=" if success else ">") if upper else ("lower", ">=" if success else "<")
+        what += f", {side} bound {_fmt(bound)} {relation} limit {_fmt(limit)}"
+    else:
+        what += f", not judged (limit {_fmt(limit)})"
+    if entry["too_small"]:
+        what += f"; {len(entry['too_small'])} group(s) under {min_size} rows left out"
+    return {
+        "name": name,
+        "attribute": attribute,
+        "measured": figure["value"],
+        "interval": figure["ci"],
+        "bound": bound,
+        "limit": limit,
+        "severity": severity,
+        "success": success,
+        "sufficient": sufficient,
+        "excluded_groups": entry["too_small"],
+        "detail": f"{attribute}: {what}",
+    }
+
+
+def fairness_checks(audit_report: dict[str, Any], config: Config) -> list[dict[str, Any]]:
+    """One check per configured limit per audited attribute (limits that are None are not checked).
+
+    ``success`` is False when the bound breaks the limit, and also when the figure could not be judged
+    (fewer than two large-enough groups, or undefined): ``sufficient`` is False then, which the gate can
+    read as insufficient evidence rather than a breach. The worsening-vs-live check needs a live model.
+    """
+    settings = config.thresholds.fairness
+    limits = {
+        "equalized_odds_difference": (settings.max_equalized_odds_difference, True),
+        "demographic_parity_difference": (settings.max_demographic_parity_difference, True),
+        "demographic_parity_ratio": (settings.min_demographic_parity_ratio, False),
+        "equalized_odds_worsening_vs_live": (settings.max_worsening_vs_live, True),
+    }
+    checks = []
+    for attribute, entry in audit_report["attributes"].items():
+        for name, (limit, upper) in limits.items():
+            has_live = "live" in entry or (not entry["sufficient"] and audit_report.get("live_scored"))
+            if limit is None or (name == "equalized_odds_worsening_vs_live" and not has_live):
+                continue
+            severity = settings.severities.get(name, settings.severity)
+            checks.append(_check(name, attribute, entry, limit, severity, upper, audit_report["min_group_size"]))
+    return checks
