@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from datetime import date
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import (
@@ -24,6 +24,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from pipelines.core.rules import Condition, parse_rule
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "adult.yaml"
@@ -235,7 +237,7 @@ class DriftThresholds(_Strict):
     jensen_shannon: float = Field(0.1, gt=0.0, description="Jensen-Shannon distance above which drifted.")
     psi: float = Field(0.2, gt=0.0, description="Population stability index threshold (reported alongside).")
     bins: int = Field(10, ge=2, description="Quantile bins of the reference for PSI on numeric features.")
-    warn_share: float = Field(0.1, gt=0.0, le=1.0, description="Share of drifted features that makes a warning.")
+    warn_share: float = Field(0.05, gt=0.0, le=1.0, description="Share of drifted features that makes a warning.")
     drift_share: float = Field(0.3, gt=0.0, le=1.0, description="Share of drifted features that makes 'drift'.")
     calibration: Calibration = Calibration()
     features: dict[str, FeatureDrift] = Field(default_factory=dict, description="Per-feature overrides.")
@@ -267,6 +269,62 @@ class GatePolicy(_Strict):
     max_retrains: int = Field(ge=0, description="Automatic retrains after a failed candidate.")
 
 
+Severity = Literal["block", "warn"]
+FAIRNESS_CHECKS = (
+    "equalized_odds_difference",
+    "demographic_parity_difference",
+    "demographic_parity_ratio",
+    "equalized_odds_worsening_vs_live",
+)
+FairnessCheck = Literal[
+    "equalized_odds_difference",
+    "demographic_parity_difference",
+    "demographic_parity_ratio",
+    "equalized_odds_worsening_vs_live",
+]
+
+
+class Fairness(_Strict):
+    """The audit of the protected attributes and the gate's limits on it (see ``pipelines.evaluation.fairness``).
+
+    Each limit applies to every protected attribute and intersection and is checked at the confidence bound
+    of its bootstrap interval (``gate.confidence``); None reports the figure without checking it.
+    """
+
+    min_group_size: int = Field(
+        50, ge=1, description="Groups with fewer test rows are reported as too small and left out of the gaps."
+    )
+    intersections: list[list[str]] = Field(
+        default_factory=list, description="Combinations of protected attributes audited as one, e.g. [sex, race]."
+    )
+    max_equalized_odds_difference: float | None = Field(
+        None, ge=0.0, le=1.0, description="Largest TPR or FPR gap between groups, at the upper bound."
+    )
+    max_demographic_parity_difference: float | None = Field(
+        None, ge=0.0, le=1.0, description="Largest selection-rate gap between groups, at the upper bound."
+    )
+    min_demographic_parity_ratio: float | None = Field(
+        None, ge=0.0, le=1.0, description="Smallest lowest-to-highest selection-rate ratio, at the lower bound."
+    )
+    max_worsening_vs_live: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="Largest rise of the equalized odds difference over the live model's, at the upper bound "
+        "of the paired interval.",
+    )
+    severity: Severity = Field("block", description="What a failed fairness check does: block promotion or warn.")
+    severities: dict[FairnessCheck, Severity] = Field(default_factory=dict, description="Per-check severity.")
+
+    @field_validator("intersections")
+    @classmethod
+    def _two_or_more(cls, v: list[list[str]]) -> list[list[str]]:
+        for spec in v:
+            if len(set(spec)) < 2 or len(set(spec)) < len(spec):
+                raise ValueError(f"{spec}: an intersection names two or more distinct attributes")
+        return v
+
+
 class Thresholds(_Strict):
     """Every threshold of every check, in one place."""
 
@@ -274,6 +332,7 @@ class Thresholds(_Strict):
     validation: ValidationThresholds
     drift: DriftThresholds
     gate: GatePolicy
+    fairness: Fairness = Fairness()
 
 
 class Training(_Strict):
@@ -318,6 +377,60 @@ class Serving(_Strict):
     reload_seconds: float = Field(2.0, gt=0.0, description="How often a model server checks the state for a new model.")
 
 
+class Tag(_Strict):
+    """A named rule for error analysis (``pipelines.evaluation.tags``); every slice value is a tag as well."""
+
+    name: str = Field(min_length=1)
+    rule: str = Field(description="e.g. `age < 25 and hours_per_week > 60`; the grammar is in pipelines.core.rules.")
+    hlp_error_rate: float | None = Field(
+        None, ge=0.0, le=1.0, description="Human-level or legacy error rate on the tagged rows, where one is known."
+    )
+
+    @model_validator(mode="after")
+    def _parses(self) -> Tag:
+        try:
+            parse_rule(self.rule)
+        except ValueError as exc:
+            raise ValueError(f"tag {self.name!r}: rule {self.rule!r}: {exc}") from None
+        return self
+
+    @property
+    def conditions(self) -> tuple[Condition, ...]:
+        """The parsed rule: a row carries the tag when it meets every condition."""
+        return parse_rule(self.rule)
+
+
+def _rule_problems(conditions: tuple[Condition, ...], schema: Schema) -> list[str]:
+    """What in a parsed rule does not fit the schema (a typo in a value would silently tag no row)."""
+    features = {f.name: f for f in schema.features}
+    unknown = sorted({c.column for c in conditions if c.column not in features})
+    if unknown:
+        return [f"unknown columns {unknown}"]
+    problems = []
+    for c in conditions:
+        feature, values = features[c.column], c.value if isinstance(c.value, tuple) else (c.value,)
+        if feature.kind == "numeric" and not all(isinstance(v, float) for v in values):
+            problems.append(f"numeric {c.column!r} is compared with a string")
+        elif feature.kind == "categorical" and c.op in ("<", "<=", ">", ">="):
+            problems.append(f"categorical {c.column!r} has no order for {c.op!r}")
+        elif feature.kind == "categorical" and not all(isinstance(v, str) for v in values):
+            problems.append(f"categorical {c.column!r} takes quoted strings")
+        elif feature.kind == "categorical" and feature.values is not None:
+            strangers = [v for v in values if v not in feature.values]
+            if strangers:
+                problems.append(f"{strangers} not among the values of {c.column!r}")
+    return problems
+
+
+class Baselines(_Strict):
+    """What the candidate is shown beside, besides the live model and the trivial baseline."""
+
+    hlp: dict[Metric, Annotated[float, Field(ge=0.0, le=1.0)]] = Field(
+        default_factory=dict, description="Human-level or legacy figure per metric, where one is known."
+    )
+    simple_model: bool = Field(True, description="Train a logistic regression on the same features in the same run.")
+
+
 class Config(_Strict):
     """One use case: data, schema, slices, thresholds, training, Beam, artifacts, tracking, deployment."""
 
@@ -326,6 +439,8 @@ class Config(_Strict):
     data_schema: Schema = Field(alias="schema")
     slices: list[list[str]] = Field(default_factory=list)
     protected_attributes: list[str] = Field(default_factory=list)
+    tags: list[Tag] = Field(default_factory=list, description="Error-analysis rules besides the slice values.")
+    baselines: Baselines = Baselines()
     thresholds: Thresholds
     training: Training
     beam: Beam = Beam()
@@ -356,9 +471,29 @@ class Config(_Strict):
         unknown = [n for n in self.protected_attributes if n not in names]
         if unknown:
             raise ValueError(f"protected_attributes: unknown features {unknown}")
+        for n in self.protected_attributes:
+            f = self.data_schema.feature(n)
+            if f.kind == "numeric" and not f.slice_bins:
+                raise ValueError(f"protected_attributes: numeric feature {n!r} needs slice_bins (its groups)")
+        for spec in self.thresholds.fairness.intersections:
+            unknown = [n for n in spec if n not in self.protected_attributes]
+            if unknown:
+                raise ValueError(f"thresholds.fairness.intersections: {spec} names non-protected attributes {unknown}")
         unknown = [n for n in self.thresholds.drift.features if n not in names]
         if unknown:
             raise ValueError(f"thresholds.drift.features: unknown features {unknown}")
+        return self
+
+    @model_validator(mode="after")
+    def _tags_fit_the_schema(self) -> Config:
+        names = [t.name for t in self.tags]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"tags: duplicate names {dupes}")
+        for tag in self.tags:
+            problems = _rule_problems(tag.conditions, self.data_schema)
+            if problems:
+                raise ValueError(f"tags: tag {tag.name!r}, rule {tag.rule!r}: {'; '.join(problems)}")
         return self
 
     @computed_field

@@ -40,12 +40,26 @@ class Status(StrEnum):
 
 
 class DriftVerdict(StrEnum):
-    """The drift check's verdict, per feature and overall."""
+    """The drift check's verdict, per feature (none / drift) and overall (by the share of drifted features).
 
-    STABLE = "stable"
+    "warn" is a share of drifted features worth a look; "drift" means retrain on the recent window.
+    """
+
+    NONE = "none"
+    WARN = "warn"
     DRIFT = "drift"
     INSUFFICIENT_DATA = "insufficient_data"
     NO_REFERENCE = "no_reference"
+
+
+class ConceptVerdict(StrEnum):
+    """Whether the live model still performs on new labelled rows as it did offline (see ``evaluation.concept``)."""
+
+    STABLE = "stable"
+    DRIFT = "concept_drift"
+    INSUFFICIENT_DATA = "insufficient_data"
+    NO_LIVE_MODEL = "no_live_model"
+    UNKNOWN = "unknown"  # the live model's offline performance is not on record: nothing to compare with
 
 
 class Action(StrEnum):
@@ -71,6 +85,7 @@ class NoteKind(StrEnum):
     UNDEFINED_METRIC = "undefined_metric"
     NO_LIVE_MODEL = "no_live_model"
     DRIFT = "drift"
+    CONCEPT_DRIFT = "concept_drift"
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,7 @@ class IngestOutput(StageOutput):
 
 @dataclass(frozen=True)
 class DriftOutput(StageOutput):
-    """The drift report: PSI and verdict per feature, overall verdict, reference version."""
+    """The drift report: test, statistic, threshold and verdict per feature, overall verdict, reference version."""
 
     stage = StageName.DRIFT
 
@@ -75,6 +75,11 @@ class DriftOutput(StageOutput):
     def report_path(self) -> Path:
         """The report as JSON."""
         return self.path / "drift.json"
+
+    @property
+    def html_path(self) -> Path:
+        """The report as a self-contained HTML page, with each feature's distributions."""
+        return self.path / "drift.html"
 
     def report(self) -> dict[str, Any]:
         """The report, parsed."""

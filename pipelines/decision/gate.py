@@ -20,6 +20,7 @@ from pipelines.core.contracts import (
     Action,
     Check,
     CheckKind,
+    ConceptVerdict,
     Decision,
     DriftVerdict,
     GateRecord,
@@ -144,10 +145,13 @@ def decide(
     """Decide what to do with a candidate from its evaluation report (see module docstring)."""
     compared, notes = comparison_checks(evaluation, policy)
     checks = [*evidence_checks(evaluation, policy), *quality_checks(evaluation, policy), *compared]
-    if drift and drift.get("verdict") == DriftVerdict.DRIFT:
-        notes.append(
-            Note(NoteKind.DRIFT, f"data drift against the live model's training data: {drift['drifted_features']}")
-        )
+    if drift and (drift.get("drifted_features") or drift.get("verdict") in (DriftVerdict.WARN, DriftVerdict.DRIFT)):
+        found = drift.get("summary") or f"{drift['verdict']}: {drift['drifted_features']}"
+        detail = f"data drift against the live model's training data, {found} ('drift': retrain on the recent window)"
+        notes.append(Note(NoteKind.DRIFT, detail))
+    concept = evaluation.get("concept_drift") or {}
+    if concept.get("verdict") == ConceptVerdict.DRIFT:
+        notes.append(Note(NoteKind.CONCEPT_DRIFT, concept["message"]))
     action, reasons = verdict(checks, policy, attempt, first_model="live" not in evaluation["overall"])
     if force and action is not Action.PROMOTE:
         return Decision(Action.PROMOTE, [f"forced by operator; the gate said {action}:", *reasons], checks, notes, True)

@@ -46,17 +46,23 @@ def render(config: Config, ds: date) -> str:
     lines = [f"Run {ds} ({run['run_dir']})"]
     if StageName.INGEST in stages:
         m = stages[StageName.INGEST]
-        read = sum(p["status"] == "read" for p in m["partitions"])
-        failed = "" if m["status"] == Status.SUCCEEDED else " (FAILED: too many malformed rows)"
-        days = f"{read} of {m['window_days']} days"
+        failed = "" if m["status"] == Status.SUCCEEDED else " (FAILED)"
+        days = f"{m['days_read']} of {m['window_days']} days"
         lines.append(f"  ingest     {m['rows']} rows from {days}, {m['quarantined']} quarantined{failed}")
+        lines.extend(f"    blocked: {p}" for p in m["problems"])
+        lines.extend(f"    warning: {w}" for w in m["warnings"])
     if "drift" in run:
         d = run["drift"]
-        lines.append(f"  drift      {d['verdict']}" + (f" in {d['drifted_features']}" if d["drifted_features"] else ""))
+        html = DriftOutput(run_dir(config.artifact_root, ds) / StageName.DRIFT).html_path
+        lines.append(f"  drift      {d.get('summary') or d['verdict']}; report: {html}")
+    if "concept_drift" in run.get("evaluation", {}):
+        lines.append(f"  concept    {run['evaluation']['concept_drift']['message']}")
     if StageName.VALIDATE in stages:
-        ok = stages[StageName.VALIDATE]["status"] == Status.SUCCEEDED
-        docs = ValidationOutput(run_dir(config.artifact_root, ds) / StageName.VALIDATE).result()["data_docs"]
-        lines.append(f"  validation {'passed' if ok else 'FAILED'}; Data Docs: {docs}")
+        result = ValidationOutput(run_dir(config.artifact_root, ds) / StageName.VALIDATE).result()
+        verdict = "passed" if result["success"] else "FAILED"
+        lines.append(f"  validation {verdict}, {result['evaluated']} expectations; Data Docs: {result['data_docs']}")
+        lines.extend(f"    blocked: {b}" for b in result["blocked"])
+        lines.extend(f"    warning: {w}" for w in result["warnings"])
     if "evaluation" in run:
         overall = run["evaluation"]["overall"]
         for who in ("candidate", "live"):

@@ -208,7 +208,8 @@ def test_force_on_a_passing_candidate_is_not_marked_forced():
     ("drift", "noted"),
     [
         ({"verdict": "drift", "drifted_features": ["age"]}, True),
-        ({"verdict": "stable", "drifted_features": []}, False),
+        ({"verdict": "warn", "drifted_features": ["age", "sex"], "summary": "warn: 2 of 13 features drifted"}, True),
+        ({"verdict": "none", "drifted_features": []}, False),
         ({"verdict": "no_reference", "drifted_features": []}, False),
         (None, False),
     ],
@@ -220,7 +221,8 @@ def test_drift_adds_a_note_but_does_not_change_the_action(drift, noted):
     assert decision.action == PROMOTE
     assert bool(drift_notes) is noted
     if noted:
-        assert "['age']" in drift_notes[0].detail
+        assert (drift.get("summary") or "['age']") in drift_notes[0].detail
+        assert "retrain on the recent window" in drift_notes[0].detail
 
 
 def test_decision_round_trips_through_a_dict_and_json():

@@ -15,7 +15,8 @@ from pipelines.core.config import load_config
 from pipelines.core.context import RunContext
 from pipelines.core.contracts import StageName, Status
 from pipelines.core.outputs import SOURCE_DS, SOURCE_ROW, IngestOutput
-from pipelines.data.ingest import QUARANTINE_COLUMNS, IngestError, ingest_window, parse_partition, window_dates
+from pipelines.data.ingest import IngestError, ingest_window
+from pipelines.data.partitions import QUARANTINE_COLUMNS, parse_partition, window_dates
 
 SNAPSHOT, QUARANTINE = IngestOutput("").snapshot.name, IngestOutput("").quarantine.name
 
@@ -426,3 +427,18 @@ def test_a_window_of_no_days_is_refused_clearly(small_adult, days):
 
     with pytest.raises(PipelineError, match=f"window_days must be a whole number of days, 1 or more; got {days}"):
         RunContext.create(small_adult, "2026-01-03", window_days=days)
+
+
+def test_the_summary_counts_the_days_really_read_and_shows_the_warnings(ctx):
+    from pipelines.reporting.summary import render
+
+    partition(ctx, "2026-01-02").unlink()
+    ingest_window(ctx)
+
+    lines = render(ctx.config, ctx.ds).splitlines()
+
+    assert "  ingest     1600 rows from 2 of 3 days, 0 quarantined" in lines
+    assert (
+        "    warning: 1 day(s) of the window have no rows: 2026-01-02 (missing) (tolerated: max_missing_days 1)"
+        in lines
+    )
