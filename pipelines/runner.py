@@ -65,7 +65,12 @@ DELIVERY_STAGE = next(s for s in STAGES if s.kind is StageKind.DELIVERY)
 # A retrain changes only the seed, so it starts again from training.
 RETRAIN_FROM = StageName.TRAIN
 # Where the DAG's branch goes for each action (hold and retrain are orchestration, not stages).
-ROUTES = {Action.PROMOTE: DELIVERY_STAGE.task_id, Action.HOLD: "hold_candidate", Action.RETRAIN: "trigger_retrain"}
+ROUTES = {
+    Action.PROMOTE: DELIVERY_STAGE.task_id,
+    Action.HOLD: "hold_candidate",
+    Action.INSUFFICIENT_EVIDENCE: "hold_candidate",
+    Action.RETRAIN: "trigger_retrain",
+}
 
 
 def route(ctx: RunContext, record: GateRecord) -> tuple[Action, str | None]:

@@ -261,12 +261,24 @@ class GatePolicy(_Strict):
     floors: dict[Metric, float] = Field(description="Absolute minimum of each metric for the candidate.")
     primary_metric: Metric
     max_regression: float = Field(ge=0.0, description="Non-inferiority margin against the live model.")
-    max_slice_regression: float = Field(ge=0.0)
+    max_slice_regression: float = Field(ge=0.0, description="Tolerated regression against live on each slice.")
+    slice_rule: Literal["no_significant_regression", "non_inferiority"] = Field(
+        "no_significant_regression",
+        description="A slice fails when its regression beyond the tolerance is significant (default), or unless "
+        "its non-inferiority is shown (stricter: small slices then fail for lack of evidence).",
+    )
+    slice_correction: Literal["holm", "bh", "none"] = Field(
+        "holm", description="Correction for testing many slices (Holm: family-wise; bh: false discovery rate)."
+    )
     min_slice_size: int = Field(ge=1)
     min_test_rows: int = Field(ge=1)
     confidence: float = Field(gt=0.5, lt=1.0)
     bootstrap_samples: int = Field(ge=50)
     max_retrains: int = Field(ge=0, description="Automatic retrains after a failed candidate.")
+    warn_only: list[Literal["floors", "baseline", "non_inferiority", "slices", "fairness"]] = Field(
+        default_factory=list,
+        description="Check families that only warn when they fail (recorded as notes); the others block.",
+    )
 
 
 Severity = Literal["block", "warn"]

@@ -68,14 +68,16 @@ class Action(StrEnum):
     PROMOTE = "PROMOTE"
     HOLD = "HOLD"
     RETRAIN = "RETRAIN"
+    INSUFFICIENT_EVIDENCE = "INSUFFICIENT_EVIDENCE"  # too few rows to decide: held, and said so
 
 
 class CheckKind(StrEnum):
-    """Evidence (enough test rows), quality (the candidate alone) or comparison (against live)."""
+    """Evidence (enough rows), quality (the candidate alone), comparison (against live), fairness (between groups)."""
 
     EVIDENCE = "evidence"
     QUALITY = "quality"
     COMPARISON = "comparison"
+    FAIRNESS = "fairness"
 
 
 class NoteKind(StrEnum):
@@ -86,6 +88,7 @@ class NoteKind(StrEnum):
     NO_LIVE_MODEL = "no_live_model"
     DRIFT = "drift"
     CONCEPT_DRIFT = "concept_drift"
+    WARNING = "warning"  # a failed check of a family the policy only warns on (``gate.warn_only``)
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,7 @@ class Check:
     passed: bool
     detail: str
     kind: CheckKind
+    family: str = ""  # floors, baseline, non_inferiority, slices, fairness (what ``gate.warn_only`` names)
 
 
 @dataclass(frozen=True)
@@ -126,7 +130,10 @@ class Decision:
         return cls(
             action=Action(data["action"]),
             reasons=list(data["reasons"]),
-            checks=[Check(c["name"], c["passed"], c["detail"], CheckKind(c["kind"])) for c in data.get("checks", [])],
+            checks=[
+                Check(c["name"], c["passed"], c["detail"], CheckKind(c["kind"]), c.get("family", ""))
+                for c in data.get("checks", [])
+            ],
             notes=[Note(NoteKind(n["kind"]), n["detail"]) for n in data.get("notes", [])],
             forced=bool(data.get("forced", False)),
         )

@@ -26,7 +26,7 @@ threshold was used and why; ``drift.html`` beside ``drift.json`` shows the distr
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cache, reduce
@@ -43,6 +43,7 @@ from pipelines.core.context import RunContext
 from pipelines.core.contracts import DriftVerdict, PipelineError, StageName
 from pipelines.core.deployment_state import live_version, state_path
 from pipelines.core.outputs import SOURCE_DS, DriftOutput, IngestOutput, require
+from pipelines.core.stats import adjust_p_values
 from pipelines.data.drift_report import render_html
 from pipelines.data.partitions import read_partition
 
@@ -64,33 +65,6 @@ def psi(reference: np.ndarray, current: np.ndarray) -> float:
     ref = np.clip(reference, _EPS, None)
     cur = np.clip(current, _EPS, None)
     return float(np.sum((cur - ref) * np.log(cur / ref)))
-
-
-def adjust_p_values(p_values: Sequence[float], method: str) -> list[float]:
-    """P-values adjusted for testing them all at once.
-
-    Args:
-        p_values: the raw p-values, in any order.
-        method: ``holm`` (controls the chance of any false flag), ``bh`` (Benjamini-Hochberg: controls
-            the expected share of false flags among the flags) or ``none``.
-
-    Returns:
-        The adjusted p-values, in the order given; a test is significant at level alpha when its
-        adjusted p-value is <= alpha.
-    """
-    p = np.asarray(p_values, dtype=float)
-    if method == "none" or p.size == 0:
-        return p.tolist()
-    if method == "bh":
-        return stats.false_discovery_control(p, method="bh").tolist()
-    if method != "holm":
-        raise ValueError(f"unknown correction {method!r}: expected holm, bh or none")
-    order = np.argsort(p, kind="stable")
-    m = p.size
-    stepped = np.minimum(np.maximum.accumulate((m - np.arange(m)) * p[order]), 1.0)
-    adjusted = np.empty(m)
-    adjusted[order] = stepped
-    return adjusted.tolist()
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,16 @@
-"""Gate: a pure decision over metrics, PROMOTE / HOLD / RETRAIN, with the reason for each check.
+"""Gate: a pure decision over metrics, PROMOTE / HOLD / RETRAIN / INSUFFICIENT_EVIDENCE, with the reason
+for each check.
 
 The candidate must clear the configured floors and beat a trivial baseline at the lower confidence
 bound; when a model is live it must be non-inferior to it on the primary metric (the lower bound of
-the paired candidate-minus-live difference above ``-max_regression``) and must not regress on any
-slice with enough rows. A candidate that fails on its own (floors, baseline) is retrained while
-attempts remain; one that is merely not better than live is held. Too few test rows is
-"insufficient evidence" and holds. An operator's ``force`` promotes anyway, and says so.
+the paired candidate-minus-live difference above ``-max_regression``), and no slice with enough rows
+may show a significant regression beyond ``max_slice_regression`` (paired bootstrap per slice,
+corrected for testing many slices; ``slice_rule`` can demand non-inferiority instead); fairness
+checks compare groups of each protected attribute at their confidence bound. A candidate that fails
+on its own (floors, baseline) is retrained while attempts remain; one that is merely not better than
+live, or unfair, is held. Too few test rows is INSUFFICIENT_EVIDENCE (held, and said so). Which
+check families only warn is policy (``gate.warn_only``). An operator's ``force`` promotes anyway,
+and says so.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from pipelines.core.contracts import (
     StageName,
 )
 from pipelines.core.outputs import DriftOutput, EvaluationOutput, GateOutput, TrainOutput, require
+from pipelines.core.stats import adjust_p_values
 from pipelines.core.tracking import client
 
 log = logging.getLogger(__name__)
@@ -58,7 +64,8 @@ def quality_checks(evaluation: dict[str, Any], policy: GatePolicy) -> list[Check
     for metric, floor in policy.floors.items():
         value = candidate.get(metric)
         passed = value is not None and value >= floor
-        checks.append(Check(f"floor {metric}", passed, f"{metric} {_fmt(value)}, floor {floor}", CheckKind.QUALITY))
+        detail = f"{metric} {_fmt(value)}, floor {floor}"
+        checks.append(Check(f"floor {metric}", passed, detail, CheckKind.QUALITY, "floors"))
     low = ((candidate.get("ci") or {}).get("accuracy") or [None])[0]
     baseline = evaluation["baseline"]["accuracy"]
     checks.append(
@@ -67,13 +74,14 @@ def quality_checks(evaluation: dict[str, Any], policy: GatePolicy) -> list[Check
             low is not None and baseline is not None and low > baseline,
             f"accuracy lower bound {_fmt(low)}, majority-class baseline {_fmt(baseline)}",
             CheckKind.QUALITY,
+            "baseline",
         )
     )
     return checks
 
 
 def comparison_checks(evaluation: dict[str, Any], policy: GatePolicy) -> tuple[list[Check], list[Note]]:
-    """Against the live model: non-inferior overall on the paired interval, no regression on a large-enough slice."""
+    """Against the live model: non-inferior overall on the paired interval, and each large-enough slice."""
     overall = evaluation["overall"]
     if "live" not in overall or not overall.get("difference"):
         return [], [Note(NoteKind.NO_LIVE_MODEL, "no live model: nothing to compare against")]
@@ -87,9 +95,24 @@ def comparison_checks(evaluation: dict[str, Any], policy: GatePolicy) -> tuple[l
             f"candidate - live {_fmt(diff['point'])}, {policy.confidence:.0%} CI [{_fmt(low)}, {_fmt(high)}], "
             f"margin -{policy.max_regression}",
             CheckKind.COMPARISON,
+            "non_inferiority",
         )
     ]
-    notes = []
+    slices, notes = slice_checks(evaluation, policy)
+    return checks + slices, notes
+
+
+def slice_checks(evaluation: dict[str, Any], policy: GatePolicy) -> tuple[list[Check], list[Note]]:
+    """Each sufficient slice against live on its paired bootstrap, corrected for testing many slices.
+
+    ``below_margin`` is the share of resamples where the candidate trails live by more than
+    ``max_slice_regression``. Under ``no_significant_regression`` a slice fails when that regression
+    is significant (its p-value ``1 - below_margin``, adjusted, is at most alpha); under
+    ``non_inferiority`` it fails unless non-inferiority is shown (``below_margin``, adjusted, at most
+    alpha). Alpha is one-sided, ``(1 - confidence) / 2``, as the overall check's lower bound is.
+    """
+    metric, alpha = policy.primary_metric, (1 - policy.confidence) / 2
+    tested, notes = [], []
     for slice_name, groups in evaluation["slices"].items():
         for group, result in groups.items():
             if not result["sufficient"]:
@@ -101,28 +124,46 @@ def comparison_checks(evaluation: dict[str, Any], policy: GatePolicy) -> tuple[l
                     )
                 )
                 continue
-            point = result["difference"][metric]["point"]
-            if point is None:
+            diff = result["difference"][metric]
+            if diff["point"] is None or diff.get("below_margin") is None:
                 notes.append(
                     Note(NoteKind.UNDEFINED_METRIC, f"{metric} undefined on slice {group} (one class only): not gated")
                 )
                 continue
-            checks.append(
-                Check(
-                    f"slice {group}",
-                    point >= -policy.max_slice_regression,
-                    f"{slice_name}: candidate - live {metric} {_fmt(point)}, tolerance -{policy.max_slice_regression}",
-                    CheckKind.COMPARISON,
-                )
+            below = diff["below_margin"]
+            p = 1.0 - below if policy.slice_rule == "no_significant_regression" else below
+            tested.append((slice_name, group, diff, p))
+    adjusted = adjust_p_values([t[3] for t in tested], policy.slice_correction)
+    checks = []
+    for (slice_name, group, diff, _), p in zip(tested, adjusted, strict=True):
+        significant = p <= alpha
+        passed = not significant if policy.slice_rule == "no_significant_regression" else significant
+        low, high = diff["ci"] or [None, None]
+        claim = (
+            f"regression beyond -{policy.max_slice_regression} {'significant' if significant else 'not significant'}"
+            if policy.slice_rule == "no_significant_regression"
+            else f"non-inferiority at -{policy.max_slice_regression} {'shown' if significant else 'not shown'}"
+        )
+        checks.append(
+            Check(
+                f"slice {group}",
+                passed,
+                f"{slice_name}: candidate - live {metric} {_fmt(diff['point'])} [{_fmt(low)}, {_fmt(high)}]; "
+                f"{claim} (adjusted p {p:.3g}, {policy.slice_correction} over {len(tested)} slices, alpha {alpha:.3g})",
+                CheckKind.COMPARISON,
+                "slices",
             )
+        )
     return checks, notes
 
 
 def verdict(checks: list[Check], policy: GatePolicy, attempt: int, first_model: bool) -> tuple[Action, list[str]]:
-    """The action implied by the failed checks: evidence first, then quality (retrain), then comparison (hold)."""
-    failed = {kind: [c for c in checks if not c.passed and c.kind is kind] for kind in CheckKind}
+    """The action implied by the failed blocking checks: evidence first (insufficient evidence), then
+    quality (retrain while attempts remain), then comparison and fairness (hold)."""
+    blocking = [c for c in checks if not c.passed and c.family not in policy.warn_only]
+    failed = {kind: [c for c in blocking if c.kind is kind] for kind in CheckKind}
     if failed[CheckKind.EVIDENCE]:
-        return Action.HOLD, [f"insufficient evidence: {c.detail}" for c in failed[CheckKind.EVIDENCE]]
+        return Action.INSUFFICIENT_EVIDENCE, [f"insufficient evidence: {c.detail}" for c in failed[CheckKind.EVIDENCE]]
     if failed[CheckKind.QUALITY]:
         retry = attempt <= policy.max_retrains
         reasons = [f"{c.name} failed: {c.detail}" for c in failed[CheckKind.QUALITY]]
@@ -130,9 +171,19 @@ def verdict(checks: list[Check], policy: GatePolicy, attempt: int, first_model: 
             f"attempt {attempt} of {policy.max_retrains + 1}: " + ("retraining" if retry else "no retrains left")
         )
         return (Action.RETRAIN if retry else Action.HOLD), reasons
-    if failed[CheckKind.COMPARISON]:
-        return Action.HOLD, [f"{c.name} failed: {c.detail}" for c in failed[CheckKind.COMPARISON]]
+    held = failed[CheckKind.COMPARISON] + failed[CheckKind.FAIRNESS]
+    if held:
+        return Action.HOLD, [f"{c.name} failed: {c.detail}" for c in held]
     return Action.PROMOTE, ["all checks passed" + (" (first model: no live model)" if first_model else "")]
+
+
+def warnings(checks: list[Check], policy: GatePolicy) -> list[Note]:
+    """Failed checks of the families ``gate.warn_only`` names: recorded, not acted on."""
+    return [
+        Note(NoteKind.WARNING, f"{c.name} failed (warn only): {c.detail}")
+        for c in checks
+        if not c.passed and c.family in policy.warn_only
+    ]
 
 
 def decide(
@@ -152,6 +203,7 @@ def decide(
     concept = evaluation.get("concept_drift") or {}
     if concept.get("verdict") == ConceptVerdict.DRIFT:
         notes.append(Note(NoteKind.CONCEPT_DRIFT, concept["message"]))
+    notes.extend(warnings(checks, policy))
     action, reasons = verdict(checks, policy, attempt, first_model="live" not in evaluation["overall"])
     if force and action is not Action.PROMOTE:
         return Decision(Action.PROMOTE, [f"forced by operator; the gate said {action}:", *reasons], checks, notes, True)

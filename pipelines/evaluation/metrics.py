@@ -55,6 +55,11 @@ def _clean(value: float) -> float | None:
     return None if np.isnan(value) else round(float(value), 6)
 
 
+def _share_below(samples: np.ndarray, bound: float) -> float | None:
+    samples = samples[~np.isnan(samples)]
+    return round(float(np.mean(samples < bound)), 6) if len(samples) else None
+
+
 def _interval(samples: np.ndarray, confidence: float) -> list[float] | None:
     samples = samples[~np.isnan(samples)]
     if len(samples) == 0:
@@ -70,10 +75,14 @@ def assess(
     policy: GatePolicy,
     seed: int = 0,
     min_rows: int = 1,
+    margin: float | None = None,
 ) -> dict[str, Any]:
     """Metrics with bootstrap intervals for the candidate (and live), plus paired differences.
 
     With fewer than ``min_rows`` rows only point estimates are given, marked ``sufficient: False``.
+    Each difference also carries ``below_margin``: the share of resamples in which the candidate
+    trails live by more than ``margin`` (default ``policy.max_regression``), the bootstrap p-value
+    the gate corrects across slices.
     """
     y = np.asarray(y, dtype=int)
     result: dict[str, Any] = {"candidate": classification_metrics(y, candidate)}
@@ -90,10 +99,13 @@ def assess(
     if live is not None:
         boot_l = batched_metrics(y[idx], np.asarray(live)[idx])
         result["live"]["ci"] = {m: _interval(boot_l[m], policy.confidence) for m in METRICS}
+        margin = policy.max_regression if margin is None else margin
         result["difference"] = {
             m: {
                 "point": _diff(result["candidate"][m], result["live"][m]),
                 "ci": _interval(boot_c[m] - boot_l[m], policy.confidence),
+                "below_margin": _share_below(boot_c[m] - boot_l[m], -margin),
+                "margin": margin,
             }
             for m in METRICS
         }
@@ -158,6 +170,8 @@ def evaluate_frame(
         for i, group in enumerate(sorted(keys.unique())):
             mask = (keys == group).to_numpy()
             live_part = None if live is None else live[mask]
-            groups[group] = assess(y[mask], candidate[mask], live_part, policy, i + 1, policy.min_slice_size)
+            groups[group] = assess(
+                y[mask], candidate[mask], live_part, policy, i + 1, policy.min_slice_size, policy.max_slice_regression
+            )
         report["slices"][name] = groups
     return report

@@ -19,8 +19,9 @@ from pipelines.core.context import RunContext
 from pipelines.core.contracts import PipelineError
 from pipelines.core.deployment_state import DeploymentState, Slot, SlotRecord, state_path, write_state
 from pipelines.core.outputs import SOURCE_DS, DriftOutput, IngestOutput
+from pipelines.core.stats import adjust_p_values
 from pipelines.data.demo import DriftSpec, write_partitions
-from pipelines.data.drift import adjust_p_values, check_drift, compare, psi, read_history
+from pipelines.data.drift import check_drift, compare, psi, read_history
 from pipelines.data.drift_report import render_html
 from pipelines.data.ingest import ingest_window
 

@@ -12,21 +12,27 @@ from pipelines.core.config import load_config
 from pipelines.core.contracts import Action, Check, CheckKind, Decision, GateRecord, Note, NoteKind
 from pipelines.decision.gate import decide
 
-PROMOTE, HOLD, RETRAIN = Action.PROMOTE, Action.HOLD, Action.RETRAIN
+PROMOTE, HOLD, RETRAIN, INSUFFICIENT = Action.PROMOTE, Action.HOLD, Action.RETRAIN, Action.INSUFFICIENT_EVIDENCE
 
 # floors accuracy 0.78 / roc_auc 0.85, primary roc_auc, max_regression 0.01, max_slice_regression 0.05,
 # min_slice_size 100, min_test_rows 400, max_retrains 1.
 POLICY = load_config(ADULT_CONFIG).thresholds.gate
 
 
-def group(n: int = 500, diff: float = 0.0) -> dict[str, Any]:
-    """One slice group as `assess` reports it: sufficient ones carry a paired difference."""
+def group(n: int = 500, diff: float = 0.0, below: float | None = None) -> dict[str, Any]:
+    """One slice group as `assess` reports it: sufficient ones carry a paired difference.
+
+    ``below`` is the share of resamples trailing live by more than max_slice_regression (0.05); by
+    default near 1 for a difference well past it, near 0 well inside it.
+    """
     if n < POLICY.min_slice_size:
         return {"sufficient": False, "candidate": {"n": n}}
+    if below is None:
+        below = 0.999 if diff < -0.07 else (0.0 if diff > -0.03 else 0.5)
     return {
         "sufficient": True,
         "candidate": {"n": n},
-        "difference": {"roc_auc": {"point": diff, "ci": [diff - 0.03, diff + 0.03]}},
+        "difference": {"roc_auc": {"point": diff, "ci": [diff - 0.03, diff + 0.03], "below_margin": below}},
     }
 
 
@@ -98,8 +104,41 @@ CASES = [
         "all checks passed",
         id="insufficient-slice-not-gated",
     ),
-    pytest.param(evaluation(rows=150), {}, HOLD, "insufficient evidence: 150 test rows", id="too-few-rows"),
-    pytest.param(evaluation(rows=150, roc_auc=0.6), {}, HOLD, "insufficient evidence", id="evidence-before-quality"),
+    pytest.param(evaluation(rows=150), {}, INSUFFICIENT, "insufficient evidence: 150 test rows", id="too-few-rows"),
+    pytest.param(
+        evaluation(rows=150, roc_auc=0.6), {}, INSUFFICIENT, "insufficient evidence", id="evidence-before-quality"
+    ),
+    pytest.param(
+        evaluation(diff_ci=(0.0, 0.02), slices={"sex": {"sex=Female": group(300, -0.06, below=0.7)}}),
+        {},
+        PROMOTE,
+        "all checks passed",
+        id="slice-regression-not-significant",
+    ),
+    pytest.param(
+        evaluation(
+            diff_ci=(0.0, 0.02),
+            slices={"race": {f"race={k}": group(300, -0.08, below=0.985) for k in "ABCDEFGHIJ"}},
+        ),
+        {},
+        PROMOTE,
+        "all checks passed",
+        id="ten-borderline-slices-survive-the-correction",
+    ),
+    pytest.param(
+        evaluation(diff_ci=(0.0, 0.02), slices={"race": {"race=A": group(300, -0.08, below=0.985)}}),
+        {},
+        HOLD,
+        "slice race=A failed",
+        id="one-borderline-slice-alone-is-significant",
+    ),
+    pytest.param(
+        evaluation(diff_ci=(-0.005, 0.005)),
+        {},
+        PROMOTE,
+        "all checks passed",
+        id="tie-with-live-is-non-inferior",
+    ),
     pytest.param(
         evaluation(roc_auc=0.6, diff_ci=(-0.2, -0.1)),
         {},
@@ -124,14 +163,43 @@ def test_every_check_is_recorded_with_its_kind():
 
     decision = decide(evaluation(diff_ci=(0.0, 0.02), slices=slices), POLICY)
 
-    assert [(c.name, c.kind, c.passed) for c in decision.checks] == [
-        ("min_test_rows", "evidence", True),
-        ("floor accuracy", "quality", True),
-        ("floor roc_auc", "quality", True),
-        ("beats baseline", "quality", True),
-        ("non-inferior roc_auc", "comparison", True),
-        ("slice sex=Female", "comparison", True),
+    assert [(c.name, c.kind, c.family, c.passed) for c in decision.checks] == [
+        ("min_test_rows", "evidence", "", True),
+        ("floor accuracy", "quality", "floors", True),
+        ("floor roc_auc", "quality", "floors", True),
+        ("beats baseline", "quality", "baseline", True),
+        ("non-inferior roc_auc", "comparison", "non_inferiority", True),
+        ("slice sex=Female", "comparison", "slices", True),
     ]
+    assert "holm over 1 slices" in decision.checks[-1].detail
+
+
+def test_the_non_inferiority_slice_rule_holds_a_slice_without_evidence():
+    policy = POLICY.model_copy(update={"slice_rule": "non_inferiority"})
+    uncertain = {"sex": {"sex=Female": group(150, -0.02, below=0.2)}}
+    shown = {"sex": {"sex=Female": group(3000, 0.01, below=0.001)}}
+
+    assert decide(evaluation(diff_ci=(0.0, 0.02), slices=uncertain), policy).action == HOLD
+    assert decide(evaluation(diff_ci=(0.0, 0.02), slices=uncertain), POLICY).action == PROMOTE
+    decision = decide(evaluation(diff_ci=(0.0, 0.02), slices=shown), policy)
+    assert decision.action == PROMOTE and "non-inferiority at -0.05 shown" in decision.checks[-1].detail
+
+
+@pytest.mark.parametrize(
+    ("warn_only", "report", "action"),
+    [
+        (["slices"], evaluation(diff_ci=(0.0, 0.02), slices={"sex": {"sex=Female": group(300, -0.2)}}), PROMOTE),
+        ([], evaluation(diff_ci=(0.0, 0.02), slices={"sex": {"sex=Female": group(300, -0.2)}}), HOLD),
+        (["floors"], evaluation(roc_auc=0.80), PROMOTE),
+        (["non_inferiority"], evaluation(diff_ci=(-0.03, 0.01)), PROMOTE),
+    ],
+)
+def test_warn_only_families_are_recorded_as_warnings_and_do_not_block(warn_only, report, action):
+    decision = decide(report, POLICY.model_copy(update={"warn_only": warn_only}))
+
+    assert decision.action == action
+    warned = [n for n in decision.notes if n.kind is NoteKind.WARNING]
+    assert bool(warned) is bool(warn_only) and all("(warn only)" in n.detail for n in warned)
 
 
 def test_no_live_model_is_a_note():
@@ -239,7 +307,13 @@ def test_decision_round_trips_through_a_dict_and_json():
 
     data = decision.to_dict()
 
-    assert data["checks"][1] == {"name": "floor f1", "passed": False, "detail": "f1 0.1", "kind": "quality"}
+    assert data["checks"][1] == {
+        "name": "floor f1",
+        "passed": False,
+        "detail": "f1 0.1",
+        "kind": "quality",
+        "family": "",
+    }
     assert Decision.from_dict(data) == decision
     assert Decision.from_dict(json.loads(json.dumps(data))) == decision
 

@@ -114,7 +114,7 @@ def test_paired_difference_of_identical_models_is_exactly_zero():
 
     # Same resamples for both models: every bootstrap difference is 0, unlike two independent intervals.
     for metric in METRICS:
-        assert result["difference"][metric] == {"point": 0.0, "ci": [0.0, 0.0]}
+        assert result["difference"][metric] == {"point": 0.0, "ci": [0.0, 0.0], "below_margin": 0.0, "margin": 0.01}
 
 
 def test_small_groups_are_insufficient_without_intervals():
@@ -219,3 +219,14 @@ def test_overall_gets_intervals_even_below_the_slice_minimum():
 
     assert result["sufficient"] is True
     assert result["difference"][POLICY.primary_metric]["point"] > 0
+
+
+def test_below_margin_is_the_share_of_resamples_trailing_live_by_more_than_the_margin():
+    y, p = scores(2000, 5)
+    worse = np.clip(p + np.random.default_rng(1).normal(0, 0.6, len(p)), 0, 1)
+
+    tight = assess(y, worse, p, POLICY, margin=0.0)["difference"]["roc_auc"]
+    loose = assess(y, worse, p, POLICY, margin=0.5)["difference"]["roc_auc"]
+
+    assert tight["point"] < 0 and tight["below_margin"] > 0.99, "a clearly worse candidate trails in every resample"
+    assert loose["below_margin"] == 0.0 and loose["margin"] == 0.5
