@@ -57,6 +57,11 @@ class Feature(_Strict):
     values: list[str] | None = None
     max_missing: float = Field(0.0, ge=0.0, le=1.0, description="Largest tolerated fraction of nulls.")
     slice_bins: list[float] | None = Field(None, description="Bin edges when a numeric feature is sliced.")
+    audit_only: bool = Field(
+        False,
+        description="Carried through ingest, validation, drift and the splits for slicing and fairness audits, "
+        "but never fed to the model (e.g. a protected attribute the model may not use).",
+    )
 
     @model_validator(mode="after")
     def _kind_fits(self) -> Feature:
@@ -102,6 +107,8 @@ class Schema(_Strict):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"duplicate column names: {dupes}")
+        if not self.model_features:
+            raise ValueError("every feature is audit_only: the model needs at least one feature")
         return self
 
     @property
@@ -113,6 +120,21 @@ class Schema(_Strict):
     def numeric(self) -> list[str]:
         """Names of the numeric features."""
         return [f.name for f in self.features if f.kind == "numeric"]
+
+    @property
+    def model_features(self) -> list[Feature]:
+        """The features the model reads: all but the audit-only ones."""
+        return [f for f in self.features if not f.audit_only]
+
+    @property
+    def model_numeric(self) -> list[str]:
+        """Names of the numeric features the model reads."""
+        return [f.name for f in self.model_features if f.kind == "numeric"]
+
+    @property
+    def model_categorical(self) -> list[str]:
+        """Names of the categorical features the model reads."""
+        return [f.name for f in self.model_features if f.kind == "categorical"]
 
     @property
     def categorical(self) -> list[str]:

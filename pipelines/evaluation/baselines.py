@@ -48,9 +48,9 @@ def simple_model(train_frame: pd.DataFrame, test_frame: pd.DataFrame, schema: Sc
             (
                 "numeric",
                 make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler()),
-                schema.numeric,
+                schema.model_numeric,
             ),
-            ("categorical", OneHotEncoder(handle_unknown="ignore"), schema.categorical),
+            ("categorical", OneHotEncoder(handle_unknown="ignore"), schema.model_categorical),
         ]
     )
     model = make_pipeline(features, LogisticRegression(max_iter=1000, random_state=seed))
@@ -59,9 +59,10 @@ def simple_model(train_frame: pd.DataFrame, test_frame: pd.DataFrame, schema: Sc
 
 
 def _inputs(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
-    """Numerics as floats (unparseable ones missing), categoricals as strings with ``missing`` for nulls."""
-    columns = {name: pd.to_numeric(frame[name], errors="coerce").astype(float) for name in schema.numeric}
-    for name in schema.categorical:
+    """The model's features (not the audit-only ones): numerics as floats (unparseable ones missing),
+    categoricals as strings with ``missing`` for nulls."""
+    columns = {name: pd.to_numeric(frame[name], errors="coerce").astype(float) for name in schema.model_numeric}
+    for name in schema.model_categorical:
         columns[name] = frame[name].astype(object).where(frame[name].notna(), MISSING).astype(str)
     return pd.DataFrame(columns, index=frame.index)
 

@@ -64,8 +64,6 @@ class GroupLayout:
     predicted: np.ndarray  # score >= threshold, in that order
     starts: np.ndarray  # first position of each group
     run_starts: np.ndarray  # first position of each run of equal (group, score)
-    run_ends: np.ndarray  # last position of each run
-    group_of_run: np.ndarray
     first_run: np.ndarray  # each group's first run
 
     @classmethod
@@ -81,31 +79,30 @@ class GroupLayout:
             predicted=ps >= threshold,
             starts=starts,
             run_starts=run_starts,
-            run_ends=np.r_[run_starts[1:], len(c)] - 1,
-            group_of_run=np.searchsorted(starts, run_starts, side="right") - 1,
             first_run=np.searchsorted(run_starts, starts),
         )
 
     def metrics(self, weights: np.ndarray) -> dict[str, np.ndarray]:
-        """Each group's metrics under each row of ``weights`` (row multiplicities, [resamples, rows]).
+        """Each group's metrics under each row of ``weights`` (float row multiplicities, [resamples, rows]).
 
         Returns arrays of shape [resamples, groups], NaN where undefined. ROC AUC is the weighted
         Mann-Whitney statistic: negatives scored below a positive count fully, tied ones half.
         """
-        w = weights[:, self.order].astype(float)
+        w = np.take(weights, self.order, axis=1)
         w_pos = w * self.positive
-        w_neg = w - w_pos
         n = np.add.reduceat(w, self.starts, axis=1)
         n_pos = np.add.reduceat(w_pos, self.starts, axis=1)
         n_neg = n - n_pos
         selected = np.add.reduceat(w * self.predicted, self.starts, axis=1)
         tp = np.add.reduceat(w_pos * self.predicted, self.starts, axis=1)
-        cumulative = np.cumsum(w_neg, axis=1)
-        through_run = cumulative[:, self.run_ends]
-        before_run = cumulative[:, self.run_starts] - w_neg[:, self.run_starts]
-        below = before_run - before_run[:, self.first_run][:, self.group_of_run]  # negatives below, own group
-        pos_in_run = np.add.reduceat(w_pos, self.run_starts, axis=1)
-        wins = np.add.reduceat(pos_in_run * (below + 0.5 * (through_run - before_run)), self.first_run, axis=1)
+        if len(self.run_starts) < w.shape[1]:  # tied scores: weigh whole runs
+            pos_run = np.add.reduceat(w_pos, self.run_starts, axis=1)
+            neg_run = np.add.reduceat(w, self.run_starts, axis=1) - pos_run
+        else:
+            pos_run, neg_run = w_pos, w - w_pos
+        before = np.cumsum(neg_run, axis=1) - neg_run  # negatives in earlier runs, earlier groups included
+        wins = np.add.reduceat(pos_run * (before + 0.5 * neg_run), self.first_run, axis=1)
+        wins -= before[:, self.first_run] * n_pos  # less the earlier groups' negatives
         with np.errstate(divide="ignore", invalid="ignore"):
             tpr = np.where(n_pos > 0, tp / n_pos, np.nan)
             return {
@@ -122,7 +119,7 @@ def grouped_metrics(
     weights: np.ndarray, codes: np.ndarray, y: np.ndarray, p: np.ndarray, threshold: float
 ) -> dict[str, np.ndarray]:
     """Each group's metrics under each row of ``weights``, shape [resamples, groups] (see ``GroupLayout``)."""
-    return GroupLayout.build(codes, y, p, threshold).metrics(weights)
+    return GroupLayout.build(codes, y, p, threshold).metrics(np.asarray(weights, dtype=float))
 
 
 def bootstrap(
@@ -147,7 +144,7 @@ def bootstrap(
     for start in range(0, resamples, block):
         rows = min(block, resamples - start)
         idx = rng.integers(0, n, size=(rows, n))
-        weights = np.bincount((idx + n * np.arange(rows)[:, None]).ravel(), minlength=rows * n).reshape(rows, n)
+        weights = np.stack([np.bincount(i, minlength=n) for i in idx]).astype(float)  # row by row: cache-sized
         for key, layout in layouts.items():
             parts[key].append(layout.metrics(weights))
     return {key: {m: np.concatenate([b[m] for b in blocks]) for m in GROUP_METRICS} for key, blocks in parts.items()}

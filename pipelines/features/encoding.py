@@ -17,8 +17,9 @@ from pipelines.core.config import Schema
 
 
 def column_kinds(schema: Schema) -> dict[str, str]:
-    """Each raw column's kind; the label is read as a string like a categorical."""
-    return {**{f.name: f.kind for f in schema.features}, schema.label.name: "categorical"}
+    """Each raw column the model reads (audit-only features are not), and its kind; the label is read
+    as a string like a categorical."""
+    return {**{f.name: f.kind for f in schema.model_features}, schema.label.name: "categorical"}
 
 
 def arrow_schema(kinds: dict[str, str]) -> Any:

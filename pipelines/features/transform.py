@@ -64,9 +64,9 @@ def make_preprocessing_fn(schema: Schema) -> Callable[[dict[str, Any]], dict[str
 
     def preprocessing_fn(inputs: dict[str, Any]) -> dict[str, Any]:
         outputs = {}
-        for name in schema.numeric:
+        for name in schema.model_numeric:
             outputs[name] = dense(tft.scale_to_z_score(inputs[name]), 0.0)
-        for name in schema.categorical:
+        for name in schema.model_categorical:
             outputs[name] = tft.compute_and_apply_vocabulary(
                 dense(inputs[name], MISSING_TOKEN), num_oov_buckets=1, vocab_filename=name
             )

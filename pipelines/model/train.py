@@ -39,10 +39,10 @@ def build_model(schema: Schema, vocabulary_sizes: dict[str, int], params: Traini
     import tf_keras as keras
 
     inputs, encoded = {}, []
-    for name in schema.numeric:
+    for name in schema.model_numeric:
         inputs[name] = keras.Input(shape=(), name=name, dtype="float32")
         encoded.append(keras.layers.Reshape((1,))(inputs[name]))
-    for name in schema.categorical:
+    for name in schema.model_categorical:
         inputs[name] = keras.Input(shape=(), name=name, dtype="int64")
         embedded = keras.layers.Embedding(vocabulary_sizes[name] + 1, params.embedding_dim)(inputs[name])
         encoded.append(embedded)
@@ -99,7 +99,7 @@ def fit(config: Config, transformed: TransformOutput, export_dir: Path, seed: in
         parser_num_threads=1,
         sloppy_ordering=False,
     )
-    sizes = {name: tft_output.vocabulary_size_by_name(name) for name in schema.categorical}
+    sizes = {name: tft_output.vocabulary_size_by_name(name) for name in schema.model_categorical}
     model = build_model(schema, sizes, params)
     history = model.fit(dataset, epochs=params.epochs, verbose=2)
     export_serving_model(model, tft_output, schema, export_dir)

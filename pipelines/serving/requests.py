@@ -46,7 +46,7 @@ def _check_value(where: str, value: Any, kind: str) -> Any:
 
 
 def _check_names(where: str, names: Any, schema: Schema) -> None:
-    features = [f.name for f in schema.features]
+    features = [f.name for f in schema.model_features]
     for name in names:
         if name not in features:
             extra = " (the label is not an input)" if name == schema.label.name else _hint(str(name), features)
@@ -73,7 +73,7 @@ def parse_predict(body: Any, schema: Schema, max_batch: int) -> tuple[pd.DataFra
     unknown = sorted(set(body) - {"instances", "inputs", "signature_name"})
     if unknown:
         raise RequestError(f"unknown request key(s) {unknown}")
-    kinds = {f.name: f.kind for f in schema.features}
+    kinds = {f.name: f.kind for f in schema.model_features}
     if formats[0] == "instances":
         rows = body["instances"]
         if not isinstance(rows, list):
@@ -101,7 +101,7 @@ def parse_predict(body: Any, schema: Schema, max_batch: int) -> tuple[pd.DataFra
         frame = pd.DataFrame(
             {k: [_check_value(f"inputs.{k}[{i}]", v, kinds[k]) for i, v in enumerate(columns[k])] for k in kinds}
         )
-    for name in schema.numeric:
+    for name in schema.model_numeric:
         frame[name] = frame[name].astype("float64")
     return frame, formats[0]
 

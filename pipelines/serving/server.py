@@ -193,7 +193,7 @@ def create_app(config: Config, slot: Slot) -> FastAPI:
         dtype = {"numeric": "DT_FLOAT", "categorical": "DT_STRING"}
         inputs = {
             f.name: {"name": f.name, "dtype": dtype[f.kind], "tensor_shape": {"dim": [{"size": "-1"}]}}
-            for f in schema.features
+            for f in schema.model_features
         }
         outputs = {
             key: {"name": key, "dtype": dt, "tensor_shape": {"dim": [{"size": "-1"}]}}

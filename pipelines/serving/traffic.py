@@ -18,7 +18,7 @@ from pipelines.deployment.registry import registered_model
 def sample_rows(ctx: RunContext, n: int) -> list[dict[str, Any]]:
     """The first ``n`` raw test rows of D's run, features only, JSON-ready (missing values as null)."""
     transformed = require(TransformOutput(ctx.stage_dir(StageName.TRANSFORM)))
-    features = [f.name for f in ctx.config.data_schema.features]
+    features = [f.name for f in ctx.config.data_schema.model_features]
     return json.loads(pd.read_parquet(transformed.test_raw)[features].head(n).to_json(orient="records"))
 
 

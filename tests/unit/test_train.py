@@ -78,3 +78,27 @@ def test_training_is_logged_to_mlflow_with_its_seed(trained):
     history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "train_loss")
     assert [m.step for m in history] == [0, 1]
     assert history[-1].value < history[0].value
+
+
+def test_an_audit_only_feature_is_carried_but_never_fed_to_the_model(tmp_path, adult_frame):
+    from pipelines.evaluation.baselines import simple_model
+
+    config = load_config(write_config(tmp_path, {**SMALL, "training": {"epochs": 1}}))
+    features = [
+        f if f.name != "race" else f.model_copy(update={"audit_only": True}) for f in config.data_schema.features
+    ]
+    config = config.model_copy(update={"data_schema": config.data_schema.model_copy(update={"features": features})})
+    write_partitions(adult_frame, config, date(2026, 1, 1), 800, days=3)
+    ctx = RunContext.create(config, "2026-01-03")
+    transformed = TransformOutput(transform_features(ctx, *ingest_and_validate(ctx)))
+    model = TrainOutput(train_model(ctx, str(transformed.path))).model_dir
+    test, train = pd.read_parquet(transformed.test_raw), pd.read_parquet(transformed.train_raw)
+
+    assert "race" in test.columns and test["race"].nunique() > 2, "carried through the splits for audits"
+    assets = transformed.tft_dir / "transform_fn" / "assets"
+    assert (assets / "sex").exists() and not (assets / "race").exists(), "no vocabulary for it"
+    recoded = test.assign(race="Amer-Indian-Eskimo")
+    np.testing.assert_array_equal(score(model, test, config.data_schema), score(model, recoded, config.data_schema))
+    np.testing.assert_array_equal(
+        simple_model(train, test, config.data_schema, 0), simple_model(train, recoded, config.data_schema, 0)
+    )
