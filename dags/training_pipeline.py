@@ -18,17 +18,21 @@ and decides what to do with the candidate:
   and per slice; RETRAIN triggers a new run for the same D with the next attempt (bounded).
 * Every task writes one immutable folder under `<artifact_root>/runs/<D>/<stage>/` and passes only
   its URI on; re-running D replaces D's artifacts atomically.
+* `write_run_card` runs last, whatever happened before it, and writes the run card
+  (`<artifact_root>/runs/<D>/card/run_card.html`, and `.json`): data and lineage, validation, drift,
+  training curve, metrics beside the baselines, slices, fairness, error analysis, every gate check and
+  the deployment outcome; a blocked or held run's card says why.
 
 Params: `config` (use-case YAML; empty for the project's default), `date`, `window_days`; under
-*Advanced*: `force` (operator override of the gate), `attempt` (set by automatic retraining) and
-`promote_in_backfill`. A **backfill** run gates and records but does not switch the live model unless
+*Advanced*: `force` (operator override of the gate, recorded with `force_reason` and the triggering
+user), `attempt` (set by automatic retraining) and `promote_in_backfill`. A **backfill** run gates and records but does not switch the live model unless
 `promote_in_backfill` is set, and no run replaces a live model trained on newer data unless forced.
 """
 
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task, teardown
 
 
 def _run_context():
@@ -45,6 +49,8 @@ def _run_context():
         attempt=params["attempt"],
         window_days=params["window_days"],
         force=params["force"],
+        force_reason=params["force_reason"],
+        operator=context["dag_run"].triggering_user_name,
         backfill=context["dag_run"].run_type == "backfill",
         promote_in_backfill=params["promote_in_backfill"],
     )
@@ -87,6 +93,13 @@ def _run_context():
             title="Force promotion",
             description="Promote even if the gate holds the candidate (recorded as an override). "
             "Failed validation still blocks.",
+            section="Advanced",
+        ),
+        "force_reason": Param(
+            None,
+            type=["null", "string"],
+            title="Why force",
+            description="Recorded in the decision with your user name when you force a promotion.",
             section="Advanced",
         ),
         "attempt": Param(
@@ -216,6 +229,17 @@ def training_pipeline():
             deferrable=False,
         )
 
+    # A teardown without a setup: it runs once everything upstream is done, in any state (all done: there is no
+    # setup to wait for), and, unlike a plain all-done task, it does not decide the run's state, so a blocked
+    # run stays failed.
+    @teardown
+    def write_run_card() -> str:
+        """Write D's run card from its artifacts: also when a stage failed or the candidate was held."""
+        from pipelines.reporting.card import write_card
+
+        ctx = _run_context()
+        return str(write_card(ctx.config, ctx.ds))
+
     snapshot = ingest_window()
     check_params() >> snapshot
     drift = check_drift(snapshot)
@@ -224,11 +248,9 @@ def training_pipeline():
     trained = train_model(transformed)
     evaluation = evaluate_model(transformed, trained)
     decision = gate_candidate(evaluation, drift)
-    route_decision(decision) >> [
-        promote_blue_green(trained, transformed, decision),
-        hold_candidate(decision),
-        trigger_retrain(),
-    ]
+    delivered = [promote_blue_green(trained, transformed, decision), hold_candidate(decision), trigger_retrain()]
+    route_decision(decision) >> delivered
+    [snapshot, drift, validated, transformed, trained, evaluation, decision, *delivered] >> write_run_card()
 
 
 training_pipeline()

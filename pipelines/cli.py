@@ -5,12 +5,14 @@ python -m pipelines data import --config configs/mine.yaml --source 'exports/*.c
 python -m pipelines run --config configs/adult.yaml --date 2026-01-14
 python -m pipelines transform --config configs/adult.yaml --date 2026-01-14
 python -m pipelines summary --config configs/adult.yaml --date 2026-01-14
+python -m pipelines card --config configs/adult.yaml --date 2026-01-14
 python -m pipelines deploy rollback --config configs/adult.yaml
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
 import sys
@@ -27,6 +29,7 @@ from pipelines.data.demo import DriftSpec, read_adult_wheel, write_partitions
 from pipelines.data.importer import ImportOptions, import_data
 from pipelines.deployment.rollback import rollback
 from pipelines.reporting import summary
+from pipelines.reporting.card import card_path, write_card
 from pipelines.runner import BY_NAME, run_pipeline, run_stage
 from pipelines.serving.server import serve
 from pipelines.serving.traffic import send, wait_ready
@@ -51,6 +54,7 @@ def _run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window-days", type=int, help="override the config's training window")
     parser.add_argument("--attempt", type=int, default=1, help="training attempt (seed offset), default 1")
     parser.add_argument("--force", action="store_true", help="promote even if the gate holds the candidate")
+    parser.add_argument("--reason", help="why you force (recorded in the decision with your user name)")
     parser.add_argument("--run-id", help="run id recorded in the artifacts (default local__D)")
 
 
@@ -121,6 +125,15 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     summary.add_argument("--date", type=date.fromisoformat, action="append", required=True)
 
+    card = commands.add_parser(
+        "card",
+        help="rebuild a run's card (HTML and JSON) from its artifacts and print its path",
+        description="Write <artifact_root>/runs/<D>/card/run_card.html and run_card.json from D's artifacts "
+        "and the deployment state; the run writes it too, so this gives the same card again.",
+    )
+    card.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    card.add_argument("--date", type=date.fromisoformat, required=True, help="logical date D, YYYY-MM-DD")
+
     show = commands.add_parser("config", help="print the validated config (paths resolved) as JSON")
     show.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     show.add_argument("--get", metavar="KEY", help="print one dotted key only, e.g. artifact_root")
@@ -180,6 +193,7 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
         "data": _import_data if getattr(args, "action", None) == "import" else _prepare_data,
         "config": _show_config,
         "summary": _summarize,
+        "card": _card,
         "deploy": _deploy,
         "serve": _serve,
         "send": _send,
@@ -232,6 +246,11 @@ def _summarize(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def _card(args: argparse.Namespace, config: Config) -> int:
+    print(write_card(config, args.date))
+    return 0
+
+
 def _deploy(args: argparse.Namespace, config: Config) -> int:
     if args.action == "rollback":
         print(rollback(config)[1])
@@ -269,14 +288,20 @@ def _send(args: argparse.Namespace, config: Config) -> int:
 
 
 def _context(args: argparse.Namespace, config: Config) -> RunContext:
-    options = {"attempt": args.attempt, "window_days": args.window_days, "force": args.force}
+    options = {
+        "attempt": args.attempt,
+        "window_days": args.window_days,
+        "force": args.force,
+        "force_reason": args.reason,
+        "operator": getpass.getuser(),
+    }
     return RunContext.create(config, args.date, args.run_id, **options)
 
 
 def _run(args: argparse.Namespace, config: Config) -> int:
     ctx = _context(args, config)
     run_pipeline(ctx)
-    print(f"{summary.render(config, ctx.ds)}\n\n{summary.live_line(config)}")
+    print(f"{summary.render(config, ctx.ds)}\n  run card   {card_path(config, ctx.ds)}\n\n{summary.live_line(config)}")
     return 0
 
 

@@ -25,6 +25,9 @@ class RunContext:
         attempt: 1 for the first training of D, 2.. for automatic retrains.
         window_days: overrides ``config.data.window_days`` when set.
         force: promote even when the gate holds the candidate (recorded as an operator override).
+        force_reason: why the operator forces (recorded in the decision).
+        operator: who started the run (Airflow's triggering user, or the CLI's OS user), recorded with a
+            forced decision.
         backfill: the run replays a past date (an Airflow backfill): it gates and records, but does not
             switch the live model unless ``promote_in_backfill`` (or ``force``) says so.
         promote_in_backfill: the operator allows this backfill run to switch the live model.
@@ -36,6 +39,8 @@ class RunContext:
     attempt: int = 1
     window_days: int | None = None
     force: bool = False
+    force_reason: str | None = None
+    operator: str | None = None
     backfill: bool = False
     promote_in_backfill: bool = False
 

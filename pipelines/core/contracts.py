@@ -119,6 +119,8 @@ class Decision:
     checks: list[Check] = field(default_factory=list)
     notes: list[Note] = field(default_factory=list)
     forced: bool = False
+    forced_by: str | None = None  # who forced a promotion, and why
+    force_reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -136,6 +138,8 @@ class Decision:
             ],
             notes=[Note(NoteKind(n["kind"]), n["detail"]) for n in data.get("notes", [])],
             forced=bool(data.get("forced", False)),
+            forced_by=data.get("forced_by"),
+            force_reason=data.get("force_reason"),
         )
 
 

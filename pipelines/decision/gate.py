@@ -192,6 +192,8 @@ def decide(
     attempt: int = 1,
     force: bool = False,
     drift: dict[str, Any] | None = None,
+    forced_by: str | None = None,
+    force_reason: str | None = None,
 ) -> Decision:
     """Decide what to do with a candidate from its evaluation report (see module docstring)."""
     compared, notes = comparison_checks(evaluation, policy)
@@ -206,7 +208,16 @@ def decide(
     notes.extend(warnings(checks, policy))
     action, reasons = verdict(checks, policy, attempt, first_model="live" not in evaluation["overall"])
     if force and action is not Action.PROMOTE:
-        return Decision(Action.PROMOTE, [f"forced by operator; the gate said {action}:", *reasons], checks, notes, True)
+        who, why = forced_by or "an operator", force_reason or "no reason given"
+        return Decision(
+            Action.PROMOTE,
+            [f"forced by {who} ({why}); the gate said {action}:", *reasons],
+            checks,
+            notes,
+            True,
+            forced_by,
+            force_reason,
+        )
     return Decision(action, reasons, checks, notes)
 
 
@@ -214,7 +225,15 @@ def gate_candidate(ctx: RunContext, evaluation_uri: str, drift_uri: str) -> str:
     """Decide on the evaluated candidate and write the gate record; returns the gate output's URI."""
     evaluation, drift = require(EvaluationOutput(evaluation_uri)), require(DriftOutput(drift_uri))
     report = evaluation.report()
-    decision = decide(report, ctx.config.thresholds.gate, attempt=ctx.attempt, force=ctx.force, drift=drift.report())
+    decision = decide(
+        report,
+        ctx.config.thresholds.gate,
+        attempt=ctx.attempt,
+        force=ctx.force,
+        drift=drift.report(),
+        forced_by=ctx.operator,
+        force_reason=ctx.force_reason,
+    )
     # The live version the candidate was compared with: promotion refuses if it has changed since.
     record = GateRecord(decision, ctx.attempt, report["live_version"])
     with ctx.open_stage(StageName.GATE) as out:

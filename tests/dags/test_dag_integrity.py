@@ -78,8 +78,13 @@ def test_training_pipeline_wiring_matches_the_stage_table(dagbag):
     routing = {("check_params", "ingest_window"), (DECISION_STAGE.task_id, "route_decision")}
     routing |= {("route_decision", task_id) for task_id in ROUTES.values()}
     routing |= {(DECISION_STAGE.task_id, "hold_candidate")}  # hold logs the decision's reasons
-    assert edges == stage_edges | routing
-    assert set(ROUTES) == {"PROMOTE", "HOLD", "RETRAIN"}
+    # The run card comes after every stage and every route, whatever their states, and never gates anything.
+    card = {(task_id, "write_run_card") for task_id in {*(s.task_id for s in STAGES), *ROUTES.values()}}
+    assert edges == stage_edges | routing | card
+    writer = dag.get_task("write_run_card")
+    assert writer.is_teardown and not writer.on_failure_fail_dagrun and writer.trigger_rule == "all_done_setup_success"
+    assert not any(t.is_setup for t in dag.tasks), "with no setup, the card's trigger rule is all-done"
+    assert set(ROUTES) == {"PROMOTE", "HOLD", "RETRAIN", "INSUFFICIENT_EVIDENCE"}
 
 
 def test_training_pipeline_schedule_params_and_docs(dagbag):
@@ -93,7 +98,8 @@ def test_training_pipeline_schedule_params_and_docs(dagbag):
     assert params["window_days"] is None and params["force"] is False and params["attempt"] == 1
     assert params["config"] is None  # the library's default config
     advanced = [n for n in params if dag.params.get_param(n).schema.get("section") == "Advanced"]
-    assert advanced == ["force", "attempt", "promote_in_backfill"] and params["promote_in_backfill"] is False
+    assert advanced == ["force", "force_reason", "attempt", "promote_in_backfill"]
+    assert params["promote_in_backfill"] is False and params["force_reason"] is None
     module_doc = (REPO / "dags" / "training_pipeline.py").read_text().split('"""')[1]
     assert dag.doc_md.strip() == module_doc.strip()
 

@@ -337,3 +337,11 @@ def test_gate_record_round_trips_and_keeps_the_live_version_it_was_compared_with
     assert data["action"] == "PROMOTE" and data["attempt"] == 2 and data["live_version"] == "2026-01-03-abc"
     assert GateRecord.from_dict(data) == record
     assert GateRecord.from_dict(data).decision.action is Action.PROMOTE
+
+
+def test_a_forced_promotion_records_who_and_why():
+    decision = decide(evaluation(diff_ci=(-0.03, 0.01)), POLICY, force=True, forced_by="ada", force_reason="INC-42")
+
+    assert decision.reasons[0] == "forced by ada (INC-42); the gate said HOLD:"
+    assert (decision.forced_by, decision.force_reason) == ("ada", "INC-42")
+    assert Decision.from_dict(json.loads(json.dumps(decision.to_dict()))) == decision
