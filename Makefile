@@ -26,7 +26,7 @@ DEMO_SECOND := 2026-01-28
 DEMO_DRIFT := 2026-01-22..2026-01-28:covariate:age
 DEMO_PORT ?= 8501
 
-.PHONY: help install data demo test soak lint airflow-ui mlflow-ui clean
+.PHONY: help install data demo test soak lint airflow-ui mlflow-ui clean bench-drift
 
 help:
 	@echo "make demo   - install, prepare the Adult partitions, run the training DAG for two dates"
@@ -62,6 +62,7 @@ demo: install data $(AIRFLOW_HOME)/airflow.db
 	  airflow dags test training_pipeline $$d > $(AIRFLOW_HOME)/demo-$$d.log 2>&1 \
 	    || { tail -40 $(AIRFLOW_HOME)/demo-$$d.log; exit 1; }; \
 	  grep -E "Marking run|DagRun Finished" $(AIRFLOW_HOME)/demo-$$d.log | tail -1 | sed 's/^.*state=\([a-z]*\).*$$/   dag run state: \1/'; \
+	  echo "   run card: $$($(PY) -m pipelines card --config $(CONFIG) --date $$d)"; \
 	done; \
 	echo; $(PY) -m pipelines summary --config $(CONFIG) --date $(DEMO_FIRST) --date $(DEMO_SECOND); \
 	echo; echo "== the live model answers over TensorFlow Serving's REST API (python -m pipelines serve --slot live)"; \
@@ -91,3 +92,10 @@ mlflow-ui: install
 
 clean:
 	rm -rf .artifacts .airflow .data/adult
+
+# Drift quality beside Evidently's DataDriftPreset; Evidently gets its own venv (its pins conflict with ours).
+EVIDENTLY_VENV := .venv-evidently
+bench-drift: install
+	test -x $(EVIDENTLY_VENV)/bin/python || $(PYTHON) -m venv $(EVIDENTLY_VENV)
+	$(EVIDENTLY_VENV)/bin/pip install --quiet -r benchmarks/requirements-evidently.txt
+	$(PY) benchmarks/drift_quality.py --evidently-python $(EVIDENTLY_VENV)/bin/python
