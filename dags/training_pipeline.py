@@ -18,21 +18,22 @@ and decides what to do with the candidate:
   and per slice; RETRAIN triggers a new run for the same D with the next attempt (bounded).
 * Every task writes one immutable folder under `<artifact_root>/runs/<D>/<stage>/` and passes only
   its URI on; re-running D replaces D's artifacts atomically.
-* `write_run_card` runs last, whatever happened before it, and writes the run card
+* `write_run_card` runs last, whatever happened once `check_params` accepted the run, and writes the card
   (`<artifact_root>/runs/<D>/card/run_card.html`, and `.json`): data and lineage, validation, drift,
   training curve, metrics beside the baselines, slices, fairness, error analysis, every gate check and
   the deployment outcome; a blocked or held run's card says why.
 
 Params: `config` (use-case YAML; empty for the project's default), `date`, `window_days`; under
 *Advanced*: `force` (operator override of the gate, recorded with `force_reason` and the triggering
-user), `attempt` (set by automatic retraining) and `promote_in_backfill`. A **backfill** run gates and records but does not switch the live model unless
-`promote_in_backfill` is set, and no run replaces a live model trained on newer data unless forced.
+user), `attempt` (set by automatic retraining) and `promote_in_backfill`. A **backfill** run gates
+and records but does not switch the live model unless `promote_in_backfill` is set, and no run
+replaces a live model trained on newer data unless forced.
 """
 
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task, teardown
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, setup, task, teardown
 
 
 def _run_context():
@@ -121,6 +122,7 @@ def _run_context():
     },
 )
 def training_pipeline():
+    @setup  # of the run card: a refused run gets none (see write_run_card)
     @task
     def check_params() -> None:
         """Refuse undeclared conf keys and a missing or invalid config before any work starts."""
@@ -229,9 +231,9 @@ def training_pipeline():
             deferrable=False,
         )
 
-    # A teardown without a setup: it runs once everything upstream is done, in any state (all done: there is no
-    # setup to wait for), and, unlike a plain all-done task, it does not decide the run's state, so a blocked
-    # run stays failed.
+    # The teardown of check_params: it runs once everything upstream is done, in any state, provided the run was
+    # accepted (all done, setup succeeded); and, unlike a plain all-done task, it does not decide the run's
+    # state, so a blocked run stays failed.
     @teardown
     def write_run_card() -> str:
         """Write D's run card from its artifacts: also when a stage failed or the candidate was held."""
@@ -241,7 +243,8 @@ def training_pipeline():
         return str(write_card(ctx.config, ctx.ds))
 
     snapshot = ingest_window()
-    check_params() >> snapshot
+    checked = check_params()
+    checked >> snapshot
     drift = check_drift(snapshot)
     validated = validate_snapshot(snapshot)
     transformed = transform_features(snapshot, validated)
@@ -250,7 +253,7 @@ def training_pipeline():
     decision = gate_candidate(evaluation, drift)
     delivered = [promote_blue_green(trained, transformed, decision), hold_candidate(decision), trigger_retrain()]
     route_decision(decision) >> delivered
-    [snapshot, drift, validated, transformed, trained, evaluation, decision, *delivered] >> write_run_card()
+    [checked, snapshot, drift, validated, transformed, trained, evaluation, decision, *delivered] >> write_run_card()
 
 
 training_pipeline()

@@ -133,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     card.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     card.add_argument("--date", type=date.fromisoformat, required=True, help="logical date D, YYYY-MM-DD")
+    card.add_argument(
+        "--screenshot", action="store_true", help="also render it in headless Chromium into run_card.png and check it"
+    )
 
     show = commands.add_parser("config", help="print the validated config (paths resolved) as JSON")
     show.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
@@ -247,7 +250,16 @@ def _summarize(args: argparse.Namespace, config: Config) -> int:
 
 
 def _card(args: argparse.Namespace, config: Config) -> int:
-    print(write_card(config, args.date))
+    page = write_card(config, args.date)
+    print(page)
+    if args.screenshot:
+        from pipelines.reporting.screenshot import screenshot_card
+
+        png, problems = screenshot_card(page)
+        print(png)
+        for problem in problems:
+            print(f"FAILED: {problem}", file=sys.stderr)
+        return 1 if problems else 0
     return 0
 
 

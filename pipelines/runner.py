@@ -25,6 +25,7 @@ from pipelines.deployment.promote import promote_blue_green
 from pipelines.evaluation.evaluate import evaluate_model
 from pipelines.features.transform import transform_features
 from pipelines.model.train import train_model
+from pipelines.reporting.card import write_card
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,21 @@ def run_stage(ctx: RunContext, stage: Stage, uris: dict[StageName, str] | None =
 
 
 def run_pipeline(ctx: RunContext) -> tuple[Decision, dict[StageName, str]]:
-    """Every stage in order for D, retraining while the gate says RETRAIN, delivering on PROMOTE."""
+    """Every stage in order for D, retraining while the gate says RETRAIN, delivering on PROMOTE; then D's
+    run card, which is written also when a stage raised (and then never replaces that stage's error)."""
+    try:
+        result = _run_stages(ctx)
+    except Exception:
+        try:
+            log.info("run card (the run stopped): %s", write_card(ctx.config, ctx.ds))
+        except Exception:
+            log.exception("could not write the run card of %s; the run's own error follows", ctx.ds)
+        raise
+    log.info("run card: %s", write_card(ctx.config, ctx.ds))
+    return result
+
+
+def _run_stages(ctx: RunContext) -> tuple[Decision, dict[StageName, str]]:
     steps = [s for s in STAGES if s.kind is not StageKind.DELIVERY]
     uris: dict[StageName, str] = {}
     start = 0

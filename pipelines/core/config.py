@@ -318,19 +318,9 @@ FairnessCheck = Literal[
 ]
 
 
-class Fairness(_Strict):
-    """The audit of the protected attributes and the gate's limits on it (see ``pipelines.evaluation.fairness``).
+class FairnessLimits(_Strict):
+    """Limits on one attribute's between-group figures, each checked at its confidence bound (None: report only)."""
 
-    Each limit applies to every protected attribute and intersection and is checked at the confidence bound
-    of its bootstrap interval (``gate.confidence``); None reports the figure without checking it.
-    """
-
-    min_group_size: int = Field(
-        50, ge=1, description="Groups with fewer test rows are reported as too small and left out of the gaps."
-    )
-    intersections: list[list[str]] = Field(
-        default_factory=list, description="Combinations of protected attributes audited as one, e.g. [sex, race]."
-    )
     max_equalized_odds_difference: float | None = Field(
         None, ge=0.0, le=1.0, description="Largest TPR or FPR gap between groups, at the upper bound."
     )
@@ -347,6 +337,25 @@ class Fairness(_Strict):
         description="Largest rise of the equalized odds difference over the live model's, at the upper bound "
         "of the paired interval.",
     )
+
+
+class Fairness(FairnessLimits):
+    """The audit of the protected attributes and the gate's limits on it (see ``pipelines.evaluation.fairness``).
+
+    The limits here apply to every protected attribute and intersection; ``attributes`` overrides them for one
+    (a limit the override leaves out keeps the default, an explicit null turns that check off there). Bounds
+    are those of the bootstrap interval at ``gate.confidence``.
+    """
+
+    min_group_size: int = Field(
+        50, ge=1, description="Groups with fewer test rows are reported as too small and left out of the gaps."
+    )
+    intersections: list[list[str]] = Field(
+        default_factory=list, description="Combinations of protected attributes audited as one, e.g. [sex, race]."
+    )
+    attributes: dict[str, FairnessLimits] = Field(
+        default_factory=dict, description="Per-attribute limits; an intersection is spelled 'sex x race'."
+    )
     severity: Severity = Field("block", description="What a failed fairness check does: block promotion or warn.")
     severities: dict[FairnessCheck, Severity] = Field(default_factory=dict, description="Per-check severity.")
 
@@ -357,6 +366,14 @@ class Fairness(_Strict):
             if len(set(spec)) < 2 or len(set(spec)) < len(spec):
                 raise ValueError(f"{spec}: an intersection names two or more distinct attributes")
         return v
+
+    def limits(self, attribute: str) -> FairnessLimits:
+        """The limits for ``attribute``: the defaults, with the fields its override sets."""
+        defaults = {name: getattr(self, name) for name in FairnessLimits.model_fields}
+        override = self.attributes.get(attribute)
+        if override is not None:
+            defaults.update(override.model_dump(include=override.model_fields_set))
+        return FairnessLimits(**defaults)
 
 
 class Thresholds(_Strict):
@@ -513,6 +530,10 @@ class Config(_Strict):
             unknown = [n for n in spec if n not in self.protected_attributes]
             if unknown:
                 raise ValueError(f"thresholds.fairness.intersections: {spec} names non-protected attributes {unknown}")
+        audited = [*self.protected_attributes, *(" x ".join(s) for s in self.thresholds.fairness.intersections)]
+        unknown = [n for n in self.thresholds.fairness.attributes if n not in audited]
+        if unknown:
+            raise ValueError(f"thresholds.fairness.attributes: {unknown} are not among the audited {audited}")
         unknown = [n for n in self.thresholds.drift.features if n not in names]
         if unknown:
             raise ValueError(f"thresholds.drift.features: unknown features {unknown}")

@@ -26,7 +26,6 @@ import numpy as np
 import pandas as pd
 from fairlearn.metrics import (
     MetricFrame,
-    count,
     demographic_parity_difference,
     demographic_parity_ratio,
     equalized_odds_difference,
@@ -52,6 +51,15 @@ GAP_METRICS = ("true_positive_rate", "false_positive_rate", "false_negative_rate
 BETWEEN = ("demographic_parity_difference", "demographic_parity_ratio", "equalized_odds_difference")
 SHORT = {"true_positive_rate": "TPR", "false_positive_rate": "FPR", "false_negative_rate": "FNR"}
 OK, TOO_SMALL = "ok", "too_small"
+WORSENING = "equalized_odds_worsening_vs_live"
+# Each check: the config field holding its limit, and whether the limit is a maximum (judged at the upper bound).
+LIMITS = {
+    "equalized_odds_difference": ("max_equalized_odds_difference", True),
+    "demographic_parity_difference": ("max_demographic_parity_difference", True),
+    "demographic_parity_ratio": ("min_demographic_parity_ratio", False),
+    WORSENING: ("max_worsening_vs_live", True),
+}
+_EMPTY = pd.DataFrame(columns=["size", "positives", *GROUP_METRICS], dtype=float)
 BLOCK_CELLS = 2_000_000  # resamples x rows held at once: bounds memory at any test-set size
 
 
@@ -150,23 +158,51 @@ def bootstrap(
     return {key: {m: np.concatenate([b[m] for b in blocks]) for m in GROUP_METRICS} for key, blocks in parts.items()}
 
 
-def _roc_auc(y_true: np.ndarray, y_score: np.ndarray) -> float:
-    return float(roc_auc_score(y_true, y_score)) if len(np.unique(y_true)) == 2 else np.nan
+def _roc_auc(y_true: np.ndarray, y_pred: np.ndarray, sample_weight: np.ndarray) -> float:
+    if len(np.unique(y_true)) < 2:
+        return np.nan
+    return float(roc_auc_score(y_true, y_pred, sample_weight=sample_weight))
 
 
-def _positives(y_true: np.ndarray, y_pred: np.ndarray) -> int:
-    return int(np.sum(y_true))
+def _size(y_true: np.ndarray, y_pred: np.ndarray, sample_weight: np.ndarray) -> float:
+    return float(np.sum(sample_weight))
 
 
-def metric_frame(y: np.ndarray, p: np.ndarray, keys: pd.Series, threshold: float) -> pd.DataFrame:
+def _positives(y_true: np.ndarray, y_pred: np.ndarray, sample_weight: np.ndarray) -> float:
+    return float(np.sum(sample_weight * (y_true == 1)))
+
+
+def cells(keys: pd.Series, y: np.ndarray, values: np.ndarray) -> pd.DataFrame:
+    """The rows collapsed to distinct (group, label, value) with their count as ``weight``.
+
+    Fairlearn's metrics take sample weights, so they give the same values on these cells as on the rows,
+    while ``MetricFrame``'s cost (it copies every value of every column through Python) stops growing with
+    the rows.
+    """
+    rows = pd.DataFrame({"group": keys.to_numpy(), "y": y, "value": values})
+    return rows.groupby(["group", "y", "value"], observed=True, sort=False).size().reset_index(name="weight")
+
+
+def _frame(metrics: dict[str, Any], table: pd.DataFrame, name: str) -> pd.DataFrame:
+    weight = {"sample_weight": table["weight"].to_numpy(dtype=float)}
+    return MetricFrame(
+        metrics=metrics,
+        y_true=table["y"].to_numpy(),
+        y_pred=table["value"].to_numpy(),
+        sensitive_features=table["group"].rename(name),
+        sample_params={metric: weight for metric in metrics},
+    ).by_group
+
+
+def metric_frame(y: np.ndarray, p: np.ndarray, keys: pd.Series, threshold: float, auc: bool = True) -> pd.DataFrame:
     """Per-group point values from Fairlearn's ``MetricFrame``: ``size``, ``positives`` and GROUP_METRICS.
 
     Fairlearn's rates are 0 where their denominator is empty; those become NaN here, as in the bootstrap.
+    ROC AUC is left out (NaN) when ``auc`` is False.
     """
-    pred = (p >= threshold).astype(int)
-    rates = MetricFrame(
-        metrics={
-            "size": count,
+    rates = _frame(
+        {
+            "size": _size,
             "positives": _positives,
             "selection_rate": selection_rate,
             "true_positive_rate": partial(true_positive_rate, pos_label=1),
@@ -174,12 +210,11 @@ def metric_frame(y: np.ndarray, p: np.ndarray, keys: pd.Series, threshold: float
             "false_negative_rate": partial(false_negative_rate, pos_label=1),
             "precision": partial(precision_score, pos_label=1, zero_division=np.nan),
         },
-        y_true=y,
-        y_pred=pred,
-        sensitive_features=keys,
-    ).by_group
-    auc = MetricFrame(metrics={"roc_auc": _roc_auc}, y_true=y, y_pred=p, sensitive_features=keys).by_group
-    frame = rates.join(auc).astype(float)
+        cells(keys, y, (p >= threshold).astype(int)),
+        str(keys.name),
+    )
+    rates["roc_auc"] = _frame({"roc_auc": _roc_auc}, cells(keys, y, p), str(keys.name))["roc_auc"] if auc else np.nan
+    frame = rates.astype(float)
     frame.loc[frame["positives"] == 0, ["true_positive_rate", "false_negative_rate"]] = np.nan
     frame.loc[frame["positives"] == frame["size"], "false_positive_rate"] = np.nan
     return frame
@@ -223,24 +258,19 @@ def between_groups(
     where each rate is defined (Fairlearn would count an undefined rate as 0).
     """
     mask = keys.isin(frame.index).to_numpy()
-    y_s, pred_s, keys_s = y[mask], (p[mask] >= threshold).astype(int), keys[mask]
+    table = cells(keys[mask], y[mask], (p[mask] >= threshold).astype(int))
+    args = (table["y"].to_numpy(), table["value"].to_numpy())
+    kwargs = {"sensitive_features": table["group"].to_numpy(), "sample_weight": table["weight"].to_numpy(dtype=float)}
     gaps = {m: _gap(frame, m) for m in GAP_METRICS}
     driver = max(("true_positive_rate", "false_positive_rate"), key=lambda m: np.nan_to_num(gaps[m][0], nan=-1))
-    both_classes = bool(((frame["positives"] > 0) & (frame["positives"] < frame["size"])).all())
-    if both_classes:
-        odds = equalized_odds_difference(y_s, pred_s, sensitive_features=keys_s)
+    if ((frame["positives"] > 0) & (frame["positives"] < frame["size"])).all():
+        odds = equalized_odds_difference(*args, **kwargs)
     else:
         odds = np.fmax(gaps["true_positive_rate"][0], gaps["false_positive_rate"][0])
     parity = _gap(frame, "selection_rate")[1]
     return {
-        "demographic_parity_difference": {
-            "value": demographic_parity_difference(y_s, pred_s, sensitive_features=keys_s),
-            "groups": parity,
-        },
-        "demographic_parity_ratio": {
-            "value": demographic_parity_ratio(y_s, pred_s, sensitive_features=keys_s),
-            "groups": parity,
-        },
+        "demographic_parity_difference": {"value": demographic_parity_difference(*args, **kwargs), "groups": parity},
+        "demographic_parity_ratio": {"value": demographic_parity_ratio(*args, **kwargs), "groups": parity},
         "equalized_odds_difference": {"value": odds, "metric": driver, "groups": gaps[driver][1]},
         **{m: {"value": value, "groups": groups} for m, (value, groups) in gaps.items()},
     }
@@ -304,7 +334,7 @@ def audit(
     for name, spec in specs.items():
         keys[name] = slice_keys(frame, spec, schema).reset_index(drop=True).rename(name)
         groups, codes[name] = np.unique(keys[name].to_numpy(dtype=str), return_inverse=True)
-        frames[name] = metric_frame(y, p, keys[name], threshold).loc[groups]
+        frames[name] = metric_frame(y, p, keys[name], threshold).loc[groups] if len(y) else _EMPTY
     samples = bootstrap(y, scores, codes, threshold, policy.bootstrap_samples, seed) if len(y) else {}
 
     attributes = {}
@@ -320,7 +350,8 @@ def audit(
             boot = {s: between_samples({m: samples[s, name][m][:, ok] for m in GROUP_METRICS}) for s in scores}
             points = {}
             for s, score in scores.items():
-                own_frame = groups[ok] if s == "candidate" else metric_frame(y, score, keys[name], threshold)[ok]
+                own_frame = groups if s == "candidate" else metric_frame(y, score, keys[name], threshold, auc=False)
+                own_frame = own_frame.loc[groups.index[ok]]
                 points[s] = between_groups(y, score, keys[name], own_frame, threshold)
                 entry[s] = _with_intervals(points[s], boot[s], policy.confidence)
             if "live" in scores:
@@ -354,7 +385,7 @@ def _check(
     name: str, attribute: str, entry: dict[str, Any], limit: float, severity: str, upper: bool, min_size: int
 ) -> dict[str, Any]:
     """One limit on one attribute, judged at the confidence bound (upper for a maximum, lower for a minimum)."""
-    worsening = name == "equalized_odds_worsening_vs_live"
+    worsening = name == WORSENING
     label = "equalized odds difference" if worsening else name.replace("_", " ")
     if not entry["sufficient"]:
         figure: dict[str, Any] = {"value": None, "ci": None}
@@ -395,24 +426,19 @@ def _check(
 
 
 def fairness_checks(audit_report: dict[str, Any], config: Config) -> list[dict[str, Any]]:
-    """One check per configured limit per audited attribute (limits that are None are not checked).
+    """One check per configured limit per audited attribute (``thresholds.fairness.limits``; None: not checked).
 
     ``success`` is False when the bound breaks the limit, and also when the figure could not be judged
     (fewer than two large-enough groups, or undefined): ``sufficient`` is False then, which the gate can
     read as insufficient evidence rather than a breach. The worsening-vs-live check needs a live model.
     """
     settings = config.thresholds.fairness
-    limits = {
-        "equalized_odds_difference": (settings.max_equalized_odds_difference, True),
-        "demographic_parity_difference": (settings.max_demographic_parity_difference, True),
-        "demographic_parity_ratio": (settings.min_demographic_parity_ratio, False),
-        "equalized_odds_worsening_vs_live": (settings.max_worsening_vs_live, True),
-    }
     checks = []
     for attribute, entry in audit_report["attributes"].items():
-        for name, (limit, upper) in limits.items():
-            has_live = "live" in entry or (not entry["sufficient"] and audit_report.get("live_scored"))
-            if limit is None or (name == "equalized_odds_worsening_vs_live" and not has_live):
+        limits = settings.limits(attribute)
+        for name, (field, upper) in LIMITS.items():
+            limit = getattr(limits, field)
+            if limit is None or (name == WORSENING and not audit_report["live_scored"]):
                 continue
             severity = settings.severities.get(name, settings.severity)
             checks.append(_check(name, attribute, entry, limit, severity, upper, audit_report["min_group_size"]))

@@ -22,6 +22,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from pipelines.core.artifacts import atomic_dir, run_dir
 from pipelines.core.config import METRICS, Config
 from pipelines.core.contracts import Action, NoteKind, StageName, Status
@@ -37,8 +39,8 @@ CARD_JSON = "run_card.json"
 # The stages a model depends on, in order: the first one missing or failed is where the run stopped.
 CHAIN = (
     StageName.INGEST,
-    StageName.VALIDATE,
     StageName.DRIFT,
+    StageName.VALIDATE,
     StageName.TRANSFORM,
     StageName.TRAIN,
     StageName.EVALUATE,
@@ -80,11 +82,17 @@ OUTCOME_COLOURS = {
     "stopped": "#c62828",
 }
 _WIDTH = 1000
+TOP_TAGS = 12  # error-analysis rows shown open; the rest are folded
 
 
 def card_dir(config: Config, ds: date) -> Path:
     """Where D's run card lives: ``<artifact_root>/runs/<D>/card``."""
     return run_dir(config.artifact_root, ds) / CARD_DIR
+
+
+def card_path(config: Config, ds: date) -> Path:
+    """D's run card as an HTML page (``run_card.json`` beside it holds the same content)."""
+    return card_dir(config, ds) / CARD_HTML
 
 
 # ---------------------------------------------------------------------------------------------- the content
@@ -122,14 +130,19 @@ def build_card(config: Config, ds: date) -> dict[str, Any]:
 
 def stopped_at(stages: dict[str, Any], stale: dict[str, str]) -> dict[str, Any] | None:
     """Where and why the run stopped short of a decision, or None if the gate decided."""
-    for stage in CHAIN:
+    for step in CHAIN:
+        stage, consequence = step, CONSEQUENCE[step]
+        if stage is StageName.DRIFT and StageName.VALIDATE in stages:
+            continue  # the DAG checks drift beside validation and training: only the gate waits for it
+        if stage is StageName.GATE and StageName.DRIFT not in stages:
+            stage = StageName.DRIFT
         meta = stages.get(stage)
         if meta is None:
             if stage in stale:
                 why = f"the {stage} output is out of date ({stale[stage]}); re-run from `{stage}`"
             else:
                 why = f"the run stopped before {stage} wrote its output (see the run's log)"
-            return {"stage": stage, "blocked": False, "reason": why, "consequence": CONSEQUENCE[stage]}
+            return {"stage": stage, "blocked": False, "reason": why, "consequence": consequence}
         if meta.get("status") != Status.SUCCEEDED:
             if stage == StageName.INGEST:
                 why = "ingest blocked the run: " + "; ".join(meta.get("problems") or ["marked failed"])
@@ -137,7 +150,7 @@ def stopped_at(stages: dict[str, Any], stale: dict[str, str]) -> dict[str, Any] 
                 why = "validation blocked the run"
             else:
                 why = f"{stage} is marked {meta.get('status')}"
-            return {"stage": stage, "blocked": True, "reason": why, "consequence": CONSEQUENCE[stage]}
+            return {"stage": stage, "blocked": True, "reason": why, "consequence": consequence}
     return None
 
 
@@ -159,8 +172,6 @@ def _lineage(meta: dict[str, Any]) -> dict[str, Any]:
 
 def _label_share(path: Path, config: Config) -> float | None:
     """The positive label's share of the rows in a Parquet file the pipeline wrote (only the label is read)."""
-    import pandas as pd
-
     label = config.data_schema.label
     if not path.exists():
         return None
@@ -417,7 +428,7 @@ def _deployment(
                 message += f"; the previous live slot {promoted[-1]['from']} is kept for an instant rollback"
         else:
             outcome = "promoted"
-            message = f"promoted to the {slot} slot as {record.version}; since then {state.live} is live again"
+            message = f"promoted to the {slot} slot as {record.version}; the {state.live} slot has been live since"
         return {**result, "outcome": outcome, "message": message}
     if action == Action.PROMOTE:
         if live and date.fromisoformat(live.ds) > ds:
@@ -464,7 +475,7 @@ section.part h2 { font-size: 19px; margin: 4px 0 8px; } h3 { font-size: 15px; ma
 .outcome p { margin: 4px 0; font-size: 15px; }
 .na { color: #8a1c1c; background: #fff4f4; border: 1px dashed #e0a0a0; padding: 8px 12px; border-radius: 4px; }
 td.pass { color: #2e7d32; font-weight: 600; } td.fail { color: #c62828; font-weight: 600; }
-td.muted, span.muted { color: #888; } .ci { color: #666; font-size: 12px; }
+.muted { color: #888; } .ci { color: #666; font-size: 12px; }
 tr.small td { color: #888; } code { font-size: 12px; background: #f4f4f4; padding: 0 3px; }
 ul { margin: 4px 0 10px; padding-left: 22px; } details { margin: 6px 0; } summary { cursor: pointer; color: #444; }
 .kv { display: grid; grid-template-columns: 210px 1fr; gap: 2px 12px; margin: 6px 0 12px; }
@@ -546,7 +557,7 @@ def line_chart_svg(series: dict[str, list[float]], y_label: str) -> str:
     series = {k: v for k, v in series.items() if v}
     if not series:
         return "<p>No values to plot.</p>"
-    left, top, plot_w, plot_h = 60, 30, _WIDTH - 200, 200
+    left, top, plot_w, plot_h = 60, 30, _WIDTH - 260, 200
     values = [v for vs in series.values() for v in vs]
     low, high = min(values), max(values)
     pad = (high - low) * 0.1 or 0.05
@@ -591,13 +602,15 @@ def line_chart_svg(series: dict[str, list[float]], y_label: str) -> str:
 def interval_chart_svg(rows: list[dict[str, Any]], metric: str, overall: dict[str, float | None]) -> str:
     """One line per group: the candidate's (and live's) metric as a dot with its interval as a bar.
 
-    Groups below the minimum slice size are drawn hollow and grey: the gate does not judge them.
+    Groups below the minimum slice size are drawn hollow: the gate does not judge them, and the axis is
+    fitted to the gated ones, so a tiny group's extreme value sits at the edge (its number is written beside).
     """
     if not rows:
         return "<p>No groups.</p>"
     label_w, top, row_h, plot_w = 300, 34, 34, _WIDTH - 300 - 150
-    ends = [v for r in rows for key in ("candidate_ci", "live_ci") for v in (r.get(key) or [])]
-    ends += [r[key] for r in rows for key in ("candidate", "live") if r.get(key) is not None]
+    gated = [r for r in rows if r["sufficient"]] or rows
+    ends = [v for r in gated for key in ("candidate_ci", "live_ci") for v in (r.get(key) or [])]
+    ends += [r[key] for r in gated for key in ("candidate", "live") if r.get(key) is not None]
     ends += [v for v in overall.values() if v is not None]
     if not ends:
         return "<p>The metric is undefined on every group.</p>"
@@ -606,7 +619,7 @@ def interval_chart_svg(rows: list[dict[str, Any]], metric: str, overall: dict[st
         low, high = max(0.0, low - 0.025), min(1.0, high + 0.025)
 
     def x(v: float) -> float:
-        return label_w + plot_w * (v - low) / (high - low)
+        return label_w + plot_w * (min(max(v, low), high) - low) / (high - low)
 
     height = top + row_h * len(rows) + 30
     parts = [f'<svg width="{_WIDTH}" height="{height}" role="img" aria-label="{escape(metric)} per group">']
@@ -647,9 +660,8 @@ def interval_chart_svg(rows: list[dict[str, Any]], metric: str, overall: dict[st
                     f'stroke-width="2"/>'
                 )
             fill = colour if r["sufficient"] else "#fff"
-            stroke = colour if r["sufficient"] else "#999"
             parts.append(
-                f'<circle cx="{x(value):.1f}" cy="{cy}" r="5" fill="{fill}" stroke="{stroke}" stroke-width="1.5">'
+                f'<circle cx="{x(value):.1f}" cy="{cy}" r="5" fill="{fill}" stroke="{colour}" stroke-width="1.5">'
                 f"<title>{escape(r['group'])}: {who} {value:.4f} {escape(_span(ci))}</title></circle>"
             )
             shown.append(f"{value:.3f}")
@@ -662,7 +674,7 @@ def interval_chart_svg(rows: list[dict[str, Any]], metric: str, overall: dict[st
 def _outcome_html(card: dict[str, Any]) -> str:
     outcome = card["outcome"]
     colour = OUTCOME_COLOURS.get(outcome["kind"], "#666")
-    label = outcome["action"] or outcome["kind"]
+    action = f"{_badge(outcome['action'], colour)} " if outcome["action"] else ""
     reasons = _list(outcome.get("reasons") or [])
     stale = ""
     if card["stale"]:
@@ -670,7 +682,7 @@ def _outcome_html(card: dict[str, Any]) -> str:
             [f"{s['stage']}: {s['problem']}" for s in card["stale"]]
         )
     return (
-        f'<div class="outcome" style="border-color:{colour}"><p>{_badge(label, colour)} '
+        f'<div class="outcome" style="border-color:{colour}"><p>{action}'
         f"{_badge(outcome['kind'].replace('_', ' '), colour)}</p><p>{escape(outcome['text'])}</p>"
         f"{reasons}{stale}</div>"
     )
@@ -974,9 +986,10 @@ def _fairness_html(part: dict[str, Any]) -> str:
         rows, classes = [], []
         for group, g in (entry.get("groups") or {}).items():
             ci = g.get("ci") or {}
+            small = "" if g.get("status") == "ok" else ' <span class="muted">(too small)</span>'
             rows.append(
                 [
-                    escape(group),
+                    escape(group) + small,
                     _num_cell(escape(_num(g.get("size")))),
                     *(_num_cell(_with_ci(g.get(m), ci.get(m), 3)) for m, _ in _GROUP_METRICS),
                 ]
@@ -1037,7 +1050,8 @@ def _error_analysis_html(part: dict[str, Any]) -> str:
         "the overall error rate would drop by if the candidate matched the best baseline on the tag.</p>"
     )
     rows = []
-    for t in part.get("tags") or []:
+    tags = part.get("tags") or []
+    for t in tags:
         rates = t.get("baseline_error_rates") or {}
         baseline = ", ".join(f"{k} {_pct(v)}" for k, v in rates.items() if v is not None) or "–"
         rows.append(
@@ -1052,26 +1066,22 @@ def _error_analysis_html(part: dict[str, Any]) -> str:
                 _num_cell(escape(_signed(t.get("room"), 4))),
             ]
         )
-    return html + _table(
-        [
-            "tag",
-            "defined by",
-            "rows",
-            "share of data",
-            "error rate",
-            "share of errors",
-            "baselines' error rate",
-            "room",
-        ],
-        rows,
-    )
+    head = ["tag", "defined by", "rows", "share of data", "error rate", "share of errors", "baselines' errors", "room"]
+    html += _table(head, rows[:TOP_TAGS])
+    if len(rows) > TOP_TAGS:
+        rest = len(rows) - TOP_TAGS
+        html += f"<details><summary>{rest} more tags</summary>{_table(head, rows[TOP_TAGS:])}</details>"
+    return html
 
 
 def _gate_html(part: dict[str, Any]) -> str:
     if not part.get("available"):
         return _unavailable(part)
     colour = {"PROMOTE": "#2e7d32", "RETRAIN": "#1565c0"}.get(part["action"], "#b26a00")
-    forced = " " + _badge("forced by operator", "#6a1b9a") if part.get("forced") else ""
+    forced = ""
+    if part.get("forced"):
+        who = f"forced by {part.get('forced_by') or 'an operator'}: {part.get('force_reason') or 'no reason given'}"
+        forced = " " + _badge(who, "#6a1b9a")
     html = (
         f"<p>{_badge(part['action'], colour)}{forced} {part['passed']} of {part['passed'] + part['failed']} checks "
         f"passed; attempt {escape(str(part.get('attempt')))}; compared with the live model "
@@ -1158,4 +1168,4 @@ def write_card(config: Config, ds: date) -> Path:
     with atomic_dir(final) as tmp:
         (tmp / CARD_JSON).write_text(json.dumps(card, indent=2, sort_keys=True, default=str) + "\n")
         (tmp / CARD_HTML).write_text(render_html(card))
-    return final / CARD_HTML
+    return card_path(config, ds)

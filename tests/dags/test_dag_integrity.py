@@ -78,12 +78,13 @@ def test_training_pipeline_wiring_matches_the_stage_table(dagbag):
     routing = {("check_params", "ingest_window"), (DECISION_STAGE.task_id, "route_decision")}
     routing |= {("route_decision", task_id) for task_id in ROUTES.values()}
     routing |= {(DECISION_STAGE.task_id, "hold_candidate")}  # hold logs the decision's reasons
-    # The run card comes after every stage and every route, whatever their states, and never gates anything.
-    card = {(task_id, "write_run_card") for task_id in {*(s.task_id for s in STAGES), *ROUTES.values()}}
+    # The run card comes after every stage and every route, whatever their states, once check_params has accepted
+    # the run (its setup); it never gates anything, nor decides the run's state.
+    card = {(t, "write_run_card") for t in {"check_params", *(s.task_id for s in STAGES), *ROUTES.values()}}
     assert edges == stage_edges | routing | card
     writer = dag.get_task("write_run_card")
     assert writer.is_teardown and not writer.on_failure_fail_dagrun and writer.trigger_rule == "all_done_setup_success"
-    assert not any(t.is_setup for t in dag.tasks), "with no setup, the card's trigger rule is all-done"
+    assert [t.task_id for t in dag.tasks if t.is_setup] == ["check_params"]
     assert set(ROUTES) == {"PROMOTE", "HOLD", "RETRAIN", "INSUFFICIENT_EVIDENCE"}
 
 

@@ -194,11 +194,14 @@ def test_failed_candidate_triggers_a_bounded_retrain(dag, tmp_path, adult_frame)
     assert read_state(config).live is None
 
     # An operator can override the gate from the Params form; the override is recorded.
-    forced, states3 = run(dag, config_path, date(2026, 1, 10), **{"date": D1.isoformat(), "attempt": 2, "force": True})
+    options = {"date": D1.isoformat(), "attempt": 2, "force": True, "force_reason": "INC-7 hotfix"}
+    forced, states3 = run(dag, config_path, date(2026, 1, 10), **options)
     assert forced.state == "success" and states3["promote_blue_green"] == "success"
     decision3 = report(config, D1, "gate", "decision.json")
     assert decision3["action"] == "PROMOTE" and decision3["forced"] is True
-    assert decision3["reasons"][0] == "forced by operator; the gate said HOLD:"
+    # dag.test() triggers as the user "dag_test"; a UI trigger records the logged-in user.
+    assert decision3["reasons"][0] == "forced by dag_test (INC-7 hotfix); the gate said HOLD:"
+    assert (decision3["forced_by"], decision3["force_reason"]) == ("dag_test", "INC-7 hotfix")
     assert read_state(config).slots[Slot.BLUE].decision["forced"] is True
 
 
