@@ -30,6 +30,7 @@ from pipelines.data.importer import ImportOptions, import_data
 from pipelines.deployment.rollback import rollback
 from pipelines.reporting import summary
 from pipelines.reporting.card import card_path, write_card
+from pipelines.reporting.screenshot import screenshot_card
 from pipelines.runner import BY_NAME, run_pipeline, run_stage
 from pipelines.serving.server import serve
 from pipelines.serving.traffic import send, wait_ready
@@ -253,8 +254,6 @@ def _card(args: argparse.Namespace, config: Config) -> int:
     page = write_card(config, args.date)
     print(page)
     if args.screenshot:
-        from pipelines.reporting.screenshot import screenshot_card
-
         png, problems = screenshot_card(page)
         print(png)
         for problem in problems:

@@ -157,6 +157,23 @@ def slice_checks(evaluation: dict[str, Any], policy: GatePolicy) -> tuple[list[C
     return checks, notes
 
 
+def fairness_gate(evaluation: dict[str, Any]) -> tuple[list[Check], list[Note]]:
+    """The evaluation's fairness checks (limits at their confidence bound, ``thresholds.fairness``) as gate
+    checks; a ``warn`` one that fails is a warning note, and one that could not be judged (fewer than two
+    groups with enough rows) is a note saying so rather than a pass."""
+    checks, notes = [], []
+    for c in (evaluation.get("fairness") or {}).get("checks", []):
+        name = f"fairness {c['attribute']} {c['name']}"
+        if not c["sufficient"]:
+            notes.append(Note(NoteKind.SMALL_SLICE, f"{name} not judged: {c['detail']}"))
+        elif c["severity"] == "warn":
+            if not c["success"]:
+                notes.append(Note(NoteKind.WARNING, f"{name} failed (warn only): {c['detail']}"))
+        else:
+            checks.append(Check(name, c["success"], c["detail"], CheckKind.FAIRNESS, "fairness"))
+    return checks, notes
+
+
 def verdict(checks: list[Check], policy: GatePolicy, attempt: int, first_model: bool) -> tuple[Action, list[str]]:
     """The action implied by the failed blocking checks: evidence first (insufficient evidence), then
     quality (retrain while attempts remain), then comparison and fairness (hold)."""
@@ -197,7 +214,9 @@ def decide(
 ) -> Decision:
     """Decide what to do with a candidate from its evaluation report (see module docstring)."""
     compared, notes = comparison_checks(evaluation, policy)
-    checks = [*evidence_checks(evaluation, policy), *quality_checks(evaluation, policy), *compared]
+    fair, fairness_notes = fairness_gate(evaluation)
+    notes.extend(fairness_notes)
+    checks = [*evidence_checks(evaluation, policy), *quality_checks(evaluation, policy), *compared, *fair]
     if drift and (drift.get("drifted_features") or drift.get("verdict") in (DriftVerdict.WARN, DriftVerdict.DRIFT)):
         found = drift.get("summary") or f"{drift['verdict']}: {drift['drifted_features']}"
         detail = f"data drift against the live model's training data, {found} ('drift': retrain on the recent window)"

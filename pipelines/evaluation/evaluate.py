@@ -1,11 +1,12 @@
 """Evaluate: the candidate, the live model and the baselines on the same raw test rows.
 
 Both models are scored through their serving signatures on raw features, so a model is judged as it
-will serve; the report (see ``metrics``) is logged to the candidate's MLflow run. Beside the
-overall and per-slice metrics it holds the baselines table (trivial, a logistic regression trained
-on the same split, human-level figures from config), the error analysis by tags (``tags``), and
-whether the live model still performs on the window's rows it never saw as it did offline
-(``concept``).
+will serve; the report (see ``metrics``) is logged to the candidate's MLflow run. Beside the overall
+and per-slice metrics it holds the fairness audit of the protected attributes with the checks their
+configured limits imply (``fairness``; the gate acts on them), the baselines table (trivial, a
+logistic regression trained on the same split, human-level figures from config), the error analysis
+by tags (``tags``), and whether the live model still performs on the window's rows it never saw as
+it did offline (``concept``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pipelines.core.outputs import EvaluationOutput, TrainOutput, TransformOutpu
 from pipelines.core.tracking import client
 from pipelines.evaluation.baselines import baseline_table, simple_model, trivial_scores
 from pipelines.evaluation.concept import check_concept_drift
+from pipelines.evaluation.fairness import audit, fairness_checks
 from pipelines.evaluation.metrics import evaluate_frame, positives
 from pipelines.evaluation.tags import error_analysis
 from pipelines.model.scoring import score
@@ -45,6 +47,8 @@ def evaluate_model(ctx: RunContext, transform_uri: str, train_uri: str) -> str:
     y = positives(test, schema)
     scores = {"candidate": candidate, "live": live_scores, "trivial": trivial_scores(len(y), positive_rate)}
     report["baselines"] = baseline_table(y, {**scores, "simple_model": simple}, ctx.config.baselines.hlp)
+    report["fairness"] = audit(test, y, candidate, ctx.config, live_p=live_scores)
+    report["fairness"]["checks"] = fairness_checks(report["fairness"], ctx.config)
     report["error_analysis"] = error_analysis(
         test, y, candidate, ctx.config, baseline_p={"simple_model": simple, "live": live_scores}
     )

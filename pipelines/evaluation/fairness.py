@@ -2,10 +2,11 @@
 
 For each protected attribute (numeric ones binned by their ``slice_bins``) and each declared intersection,
 every group gets its size, selection rate, TPR, FPR, FNR, precision and ROC AUC. Point values come from
-Fairlearn's ``MetricFrame``; intervals from one bootstrap: a single resample index matrix (drawn in row
-blocks to bound memory; the same draws as ``metrics.assess`` with the same seed), turned into row weights
-and reduced per group in one vectorised pass, so the per-group figures, the between-group gaps and the
-candidate-minus-live differences all come from the same resamples.
+Fairlearn's ``MetricFrame`` and its metrics; intervals from one bootstrap: a single resample index matrix
+(drawn in row blocks to bound memory; the same draws as ``metrics.assess`` with the same seed), turned into
+row multiplicities and reduced per group with array operations (``GroupLayout``), never a loop of
+MetricFrames. The per-group figures, the between-group gaps and the candidate-minus-live differences all
+come from the same resamples.
 
 Between groups: demographic parity difference and ratio, equalized odds difference, and the largest
 TPR/FPR/FNR gaps with the two groups that make them, each with an interval, so the gate can act at the

@@ -345,3 +345,67 @@ def test_a_forced_promotion_records_who_and_why():
     assert decision.reasons[0] == "forced by ada (INC-42); the gate said HOLD:"
     assert (decision.forced_by, decision.force_reason) == ("ada", "INC-42")
     assert Decision.from_dict(json.loads(json.dumps(decision.to_dict()))) == decision
+
+
+def fairness_check(success: bool, severity: str = "block", sufficient: bool = True) -> dict[str, Any]:
+    return {
+        "name": "equalized_odds_difference",
+        "attribute": "sex",
+        "success": success,
+        "sufficient": sufficient,
+        "severity": severity,
+        "detail": "sex: equalized odds difference 0.52 [0.47, 0.58], upper bound 0.58 > limit 0.40",
+    }
+
+
+@pytest.mark.parametrize(
+    ("check", "action", "note"),
+    [
+        (fairness_check(False), HOLD, None),
+        (fairness_check(True), PROMOTE, None),
+        (fairness_check(False, "warn"), PROMOTE, NoteKind.WARNING),
+        (fairness_check(False, sufficient=False), PROMOTE, NoteKind.SMALL_SLICE),
+    ],
+    ids=["breach-holds", "within-limit", "warn-severity-notes", "not-judged-notes"],
+)
+def test_fairness_checks_hold_a_breach_even_with_good_accuracy(check, action, note):
+    report = evaluation(accuracy=0.9, roc_auc=0.95, diff_ci=(0.01, 0.03))
+    report["fairness"] = {"checks": [check]}
+
+    decision = decide(report, POLICY)
+
+    assert decision.action == action
+    fairness = [c for c in decision.checks if c.kind is CheckKind.FAIRNESS]
+    assert [(c.name, c.passed, c.family) for c in fairness] == (
+        [("fairness sex equalized_odds_difference", check["success"], "fairness")] if note is None else []
+    )
+    if action is HOLD:
+        assert decision.reasons == [f"fairness sex equalized_odds_difference failed: {check['detail']}"]
+    assert [n.kind for n in decision.notes] == ([note] if note else [])
+
+
+def test_a_candidate_with_a_large_fpr_gap_is_held_on_a_real_audit():
+    import numpy as np
+    import pandas as pd
+
+    from pipelines.evaluation.fairness import audit, fairness_checks
+
+    config = load_config(ADULT_CONFIG)
+    rng = np.random.default_rng(0)
+    n = 4000
+    sex = np.where(rng.random(n) < 0.5, "Female", "Male")
+    y = (rng.random(n) < 0.3).astype(int)
+    # Good at ranking overall, but Female negatives get a false positive 60% of the time, Male ones 5%.
+    false_positive = (y == 0) & (rng.random(n) < np.where(sex == "Female", 0.6, 0.05))
+    p = np.where((y == 1) | false_positive, 0.8, 0.2) + rng.normal(0, 0.01, n)
+    frame = pd.DataFrame({"sex": sex, "race": "White", "age": rng.integers(20, 70, n).astype(float)})
+
+    report = audit(frame, y, p, config)
+    report["checks"] = fairness_checks(report, config)
+    decision = decide({**evaluation(accuracy=0.85, roc_auc=0.9), "fairness": report}, POLICY)
+
+    assert decision.action == HOLD
+    assert any(
+        r.startswith("fairness sex equalized_odds_difference failed: sex: equalized odds difference 0.5")
+        for r in decision.reasons
+    ), decision.reasons
