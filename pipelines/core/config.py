@@ -55,13 +55,24 @@ class Feature(_Strict):
     min: float | None = None
     max: float | None = None
     values: list[str] | None = None
-    max_missing: float = Field(0.0, ge=0.0, le=1.0, description="Largest tolerated fraction of nulls.")
+    max_missing: float = Field(0.0, ge=0.0, le=1.0, description="Largest tolerated fraction of nulls in the window.")
+    max_missing_partition: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="Largest fraction of nulls in any one partition; default twice max_missing (a day is noisier).",
+    )
     slice_bins: list[float] | None = Field(None, description="Bin edges when a numeric feature is sliced.")
     audit_only: bool = Field(
         False,
         description="Carried through ingest, validation, drift and the splits for slicing and fairness audits, "
         "but never fed to the model (e.g. a protected attribute the model may not use).",
     )
+
+    @property
+    def partition_missing(self) -> float:
+        """The null share tolerated in one partition."""
+        return self.max_missing_partition if self.max_missing_partition is not None else min(1.0, 2 * self.max_missing)
 
     @model_validator(mode="after")
     def _kind_fits(self) -> Feature:

@@ -90,7 +90,9 @@ def schema_rules(config: Config) -> list[Rule]:
         types = NUMERIC_TYPES if f.kind == "numeric" else STRING_TYPES
         rules.append(Rule("expect_column_values_to_be_in_type_list", f.name, {"type_list": types}))
         if f.max_missing < 1.0:
-            rules.append(Rule("expect_column_values_to_not_be_null", f.name, {}, "block", f.max_missing, f.max_missing))
+            rules.append(
+                Rule("expect_column_values_to_not_be_null", f.name, {}, "block", f.max_missing, f.partition_missing)
+            )
         if f.kind == "numeric" and (f.min is not None or f.max is not None):
             bounds = {"min_value": f.min, "max_value": f.max}
             rules.append(

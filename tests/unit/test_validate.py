@@ -59,7 +59,7 @@ def test_rules_are_generated_from_the_schema():
     assert sorted(by_type["expect_column_values_to_be_in_set"]) == sorted([*schema.categorical, "income"])
     assert sorted(by_type["expect_column_values_to_not_be_null"]) == sorted(schema.columns)
     nulls = {r.column: r for r in schema_rules(config) if r.expectation == "expect_column_values_to_not_be_null"}
-    assert (nulls["workclass"].window, nulls["workclass"].partition) == (0.1, 0.1)
+    assert (nulls["workclass"].window, nulls["workclass"].partition) == (0.1, 0.2), "a day tolerates twice the window"
     assert nulls["age"].window == 0.0
     assert nulls["workclass"].build().mostly == pytest.approx(0.9)
     assert by_type["expect_table_row_count_to_be_between"] == [None]
@@ -103,7 +103,7 @@ def test_broken_snapshot_is_blocked_naming_column_partition_counts_and_examples(
     )
     assert "window: 10 of 2,400 rows (0.42%) have age outside [17.0, 90.0] (tolerance 0.1%)" in message
     assert "ds=2026-01-01: 10 of 800 rows (1.2%) have sex outside the value set" in message and "Martian" in message
-    assert "ds=2026-01-01: 800 of 800 rows (100.0%) have workclass empty (tolerance 10.0% per partition)" in message
+    assert "ds=2026-01-01: 800 of 800 rows (100.0%) have workclass empty (tolerance 20.0% per partition)" in message
     assert "ds=2026-01-03" not in message and "education" not in message
     # The evidence is kept for the operator even though the run is blocked.
     result = json.loads((ValidationOutput(ctx.stage_dir(StageName.VALIDATE)).result_path).read_text())
@@ -276,3 +276,16 @@ def test_conflicting_labels_above_the_threshold_block(window, tmp_path):
     assert summary["success"] is False
     assert any("conflicting labels" in m and "(limit 1%)" in m for m in summary["blocked"]), summary["blocked"]
     assert summary["labels"]["conflicts"]["rows_in_conflict"] >= 300
+
+
+def test_a_features_partition_null_tolerance_can_be_set_apart_from_the_windows(tmp_path):
+    raw = yaml.safe_load(ADULT_CONFIG.read_text())
+    for f in raw["schema"]["features"]:
+        if f["name"] == "workclass":
+            f["max_missing_partition"] = 0.12
+    path = write_config(tmp_path, {"schema": raw["schema"]})
+
+    nulls = {r.column: r for r in schema_rules(load_config(path)) if r.expectation.endswith("not_be_null")}
+
+    assert (nulls["workclass"].window, nulls["workclass"].partition) == (0.1, 0.12)
+    assert (nulls["occupation"].window, nulls["occupation"].partition) == (0.1, 0.2)
