@@ -81,6 +81,7 @@ class Tally:
 def make_config(workdir: Path) -> Path:
     raw = yaml.safe_load(DEFAULT_CONFIG.read_text())
     raw["data"]["root"], raw["artifact_root"] = str(workdir / "partitions"), str(workdir / "artifacts")
+    raw["expectations"] = str((DEFAULT_CONFIG.parent / raw["expectations"]).resolve())
     for section, values in SMALL.items():
         for key, value in values.items():
             raw[section][key] = {**raw[section][key], **value} if isinstance(value, dict) else value

@@ -145,7 +145,7 @@ def test_a_renamed_column_is_named_by_the_ingest_as_renamed_not_as_nulls(tmp_pat
     with pytest.raises(IngestError) as excinfo:
         ingest_window(ctx)
 
-    for ds in ("2026-01-01", "2026-01-02", "2026-01-03"):
+    for ds in ("2026-01-01", "2026-01-02", "2026-01-03 (the run's own day)"):
         assert (
             f"ds={ds}: column 'occupation' is missing from the header (renamed? the header has 'occupation_renamed')"
             in str(excinfo.value)
