@@ -40,6 +40,13 @@ SMALL = {
     "thresholds": {
         "validation": {"min_rows": 500},
         "gate": {"min_test_rows": 200, "min_slice_size": 50, "bootstrap_samples": 100},
+        # ~480 test rows cannot judge fairness at Adult's limits (group intervals of +-0.3): audited and
+        # reported only here; the fairness gate is tested on enough rows in test_gate and test_fairness.
+        "fairness": {
+            "max_equalized_odds_difference": None,
+            "max_worsening_vs_live": None,
+            "attributes": {"sex": {"max_equalized_odds_difference": None, "max_worsening_vs_live": None}},
+        },
     },
     "training": {"epochs": 3},
 }

@@ -397,6 +397,21 @@ class Thresholds(_Strict):
     fairness: Fairness = Fairness()
 
 
+class DecisionThreshold(_Strict):
+    """Where a score becomes a positive prediction: fixed, or chosen on a validation split held out of the
+    train split; the chosen value travels with the model (``decision_threshold.json`` in it)."""
+
+    strategy: Literal["fixed", "max_f1", "min_precision"] = Field(
+        "fixed",
+        description="fixed: ``value``; max_f1: the F1-best cut; min_precision: the lowest cut reaching "
+        "precision ``value`` (most recall).",
+    )
+    value: float = Field(0.5, gt=0.0, lt=1.0, description="The threshold (fixed) or the precision to reach.")
+    validation_fraction: float = Field(
+        0.1, gt=0.0, lt=0.5, description="Share of the train split held out to choose the threshold on."
+    )
+
+
 class Training(_Strict):
     """Hyperparameters of the Keras model."""
 
@@ -406,6 +421,7 @@ class Training(_Strict):
     hidden_units: list[int] = Field(min_length=1)
     embedding_dim: int = Field(ge=1)
     seed: int = 0
+    threshold: DecisionThreshold = DecisionThreshold()
 
 
 class Beam(_Strict):

@@ -124,6 +124,11 @@ class TransformOutput(StageOutput):
         return self.path / "test_raw.parquet"
 
     @property
+    def validation_raw(self) -> Path:
+        """Raw rows held out of the train split to choose the decision threshold on (when one is chosen)."""
+        return self.path / "validation_raw.parquet"
+
+    @property
     def tft_dir(self) -> Path:
         """TFT's output: the transform graph, vocabularies and schemas."""
         return self.path / "tft"

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.core.config import METRICS, Schema
-from pipelines.evaluation.metrics import MISSING, classification_metrics
+from pipelines.evaluation.metrics import MISSING, THRESHOLD, classification_metrics
 
 CANDIDATE = "candidate"
 HLP = "hlp"
@@ -72,6 +72,7 @@ def baseline_table(
     scores_by_name: Mapping[str, np.ndarray | None],
     hlp: Mapping[str, float],
     candidate: str = CANDIDATE,
+    thresholds: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """Each model's metrics on the same rows, the HLP figures, and the candidate's lead over each.
 
@@ -81,6 +82,7 @@ def baseline_table(
             ``None`` for one that does not exist in this run (no live model yet): listed as unavailable.
         hlp: human-level or legacy figure per metric (``config.baselines.hlp``); a row ``hlp`` when given.
         candidate: the name in ``scores_by_name`` the others are compared with.
+        thresholds: each model's decision threshold (default 0.5), e.g. the candidate's and live's own.
 
     Returns:
         ``{"metrics": [...], "candidate": name, "rows": {name: row}}``, each row with ``available``,
@@ -90,7 +92,8 @@ def baseline_table(
     y = np.asarray(y, dtype=int)
     rows: dict[str, dict[str, Any]] = {}
     for name, scores in scores_by_name.items():
-        values = None if scores is None else classification_metrics(y, scores)
+        cut = (thresholds or {}).get(name, THRESHOLD)
+        values = None if scores is None else classification_metrics(y, scores, cut)
         rows[name] = {
             "available": values is not None,
             "source": "scores",

@@ -34,6 +34,7 @@ from pipelines.core.outputs import SOURCE_DS, EvaluationOutput, TransformOutput
 from pipelines.core.tracking import client
 from pipelines.evaluation.metrics import assess
 from pipelines.model.scoring import score
+from pipelines.model.signature import read_threshold
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +83,12 @@ def new_rows(window: pd.DataFrame, live_ds: str) -> pd.DataFrame:
     return window[window[SOURCE_DS].astype(str) > live_ds]
 
 
-def judge(y: np.ndarray, p: np.ndarray, offline: OfflinePerformance | None, policy: GatePolicy) -> dict[str, Any]:
+def judge(
+    y: np.ndarray, p: np.ndarray, offline: OfflinePerformance | None, policy: GatePolicy, threshold: float = 0.5
+) -> dict[str, Any]:
     """The verdict on scored rows (pure): every metric with its interval, and the rule on the primary one."""
     metric = policy.primary_metric
-    current = assess(y, p, None, policy, seed=SEED)["candidate"]
+    current = assess(y, p, None, policy, seed=SEED, thresholds=(threshold, threshold))["candidate"]
     value, (low, high) = current[metric], current["ci"][metric]
     judged: dict[str, Any] = {"current": current, "value": value, "interval": [low, high]}
     reference = offline.metrics.get(metric) if offline else None
@@ -185,7 +188,8 @@ def concept_drift(
             f"({report['positives']:,} positive): concept drift not judged"
         )
         return {"verdict": ConceptVerdict.INSUFFICIENT_DATA, "message": message, **report}
-    judged = judge(y, score(live.model_uri, rows, config.data_schema), offline, policy)
+    scores = score(live.model_uri, rows, config.data_schema)
+    judged = judge(y, scores, offline, policy, read_threshold(live.model_uri))
     return {"verdict": judged["verdict"], "message": _message(who, report, judged, policy), **report, **judged}
 
 

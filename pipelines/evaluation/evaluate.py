@@ -25,9 +25,10 @@ from pipelines.core.tracking import client
 from pipelines.evaluation.baselines import baseline_table, simple_model, trivial_scores
 from pipelines.evaluation.concept import check_concept_drift
 from pipelines.evaluation.fairness import audit, fairness_checks
-from pipelines.evaluation.metrics import evaluate_frame, positives
+from pipelines.evaluation.metrics import evaluate_frame, on_threshold, positives
 from pipelines.evaluation.tags import error_analysis
 from pipelines.model.scoring import score
+from pipelines.model.signature import read_threshold
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +42,22 @@ def evaluate_model(ctx: RunContext, transform_uri: str, train_uri: str) -> str:
     candidate = score(trained.model_dir, test, schema)
     live = live_version(ctx.config)
     live_scores = score(live.model_uri, test, schema) if live else None
-    report = evaluate_frame(test, candidate, live_scores, ctx.config, positive_rate)
+    # Each model is judged at its own decision threshold, which travels in its folder.
+    cut = read_threshold(trained.model_dir)
+    live_cut = read_threshold(live.model_uri) if live else cut
+    report = evaluate_frame(test, candidate, live_scores, ctx.config, positive_rate, (cut, live_cut))
     report["live_version"] = live.version if live else None
+    live_at_cut = None if live_scores is None else on_threshold(live_scores, live_cut, cut)
     simple = simple_model(train, test, schema, ctx.config.training.seed) if ctx.config.baselines.simple_model else None
     y = positives(test, schema)
     scores = {"candidate": candidate, "live": live_scores, "trivial": trivial_scores(len(y), positive_rate)}
-    report["baselines"] = baseline_table(y, {**scores, "simple_model": simple}, ctx.config.baselines.hlp)
-    report["fairness"] = audit(test, y, candidate, ctx.config, live_p=live_scores)
+    report["baselines"] = baseline_table(
+        y, {**scores, "simple_model": simple}, ctx.config.baselines.hlp, thresholds={"candidate": cut, "live": live_cut}
+    )
+    report["fairness"] = audit(test, y, candidate, ctx.config, live_p=live_at_cut, threshold=cut)
     report["fairness"]["checks"] = fairness_checks(report["fairness"], ctx.config)
     report["error_analysis"] = error_analysis(
-        test, y, candidate, ctx.config, baseline_p={"simple_model": simple, "live": live_scores}
+        test, y, candidate, ctx.config, cut, baseline_p={"simple_model": simple, "live": live_at_cut}
     )
     report["concept_drift"] = check_concept_drift(ctx.config, transformed, live)
     with ctx.open_stage(StageName.EVALUATE) as out:

@@ -19,11 +19,11 @@ THRESHOLD = 0.5
 MISSING = "missing"
 
 
-def batched_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
-    """Metrics for each row of ``y``/``p`` (shape [batches, n]); NaN where undefined."""
+def batched_metrics(y: np.ndarray, p: np.ndarray, threshold: float = THRESHOLD) -> dict[str, np.ndarray]:
+    """Metrics for each row of ``y``/``p`` (shape [batches, n]), positive at ``p >= threshold``; NaN where undefined."""
     from scipy.stats import rankdata
 
-    pred = p >= THRESHOLD
+    pred = p >= threshold
     pos = y == 1
     tp = np.sum(pred & pos, axis=1).astype(float)
     fp = np.sum(pred & ~pos, axis=1).astype(float)
@@ -41,11 +41,11 @@ def batched_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
     return {"accuracy": accuracy, "precision": precision, "recall": recall, "f1": f1, "roc_auc": auc}
 
 
-def classification_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, Any]:
-    """Point metrics and confusion matrix ``[[tn, fp], [fn, tp]]`` at threshold 0.5."""
+def classification_metrics(y: np.ndarray, p: np.ndarray, threshold: float = THRESHOLD) -> dict[str, Any]:
+    """Point metrics and confusion matrix ``[[tn, fp], [fn, tp]]`` at ``threshold``."""
     y, p = np.asarray(y, dtype=int), np.asarray(p, dtype=float)
-    values = {k: _clean(v[0]) for k, v in batched_metrics(y[None, :], p[None, :]).items()}
-    pred = p >= THRESHOLD
+    values = {k: _clean(v[0]) for k, v in batched_metrics(y[None, :], p[None, :], threshold).items()}
+    pred = p >= threshold
     tn, fp = int(np.sum(~pred & (y == 0))), int(np.sum(pred & (y == 0)))
     fn, tp = int(np.sum(~pred & (y == 1))), int(np.sum(pred & (y == 1)))
     return {**values, "confusion_matrix": [[tn, fp], [fn, tp]], "n": int(len(y)), "positives": int(y.sum())}
@@ -76,6 +76,7 @@ def assess(
     seed: int = 0,
     min_rows: int = 1,
     margin: float | None = None,
+    thresholds: tuple[float, float] = (THRESHOLD, THRESHOLD),
 ) -> dict[str, Any]:
     """Metrics with bootstrap intervals for the candidate (and live), plus paired differences.
 
@@ -85,19 +86,19 @@ def assess(
     the gate corrects across slices.
     """
     y = np.asarray(y, dtype=int)
-    result: dict[str, Any] = {"candidate": classification_metrics(y, candidate)}
+    result: dict[str, Any] = {"candidate": classification_metrics(y, candidate, thresholds[0])}
     if live is not None:
-        result["live"] = classification_metrics(y, live)
+        result["live"] = classification_metrics(y, live, thresholds[1])
     if len(y) < max(min_rows, 1):
         result["sufficient"] = False
         return result
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(y), size=(policy.bootstrap_samples, len(y)))
-    boot_c = batched_metrics(y[idx], np.asarray(candidate)[idx])
+    boot_c = batched_metrics(y[idx], np.asarray(candidate)[idx], thresholds[0])
     result["sufficient"] = True
     result["candidate"]["ci"] = {m: _interval(boot_c[m], policy.confidence) for m in METRICS}
     if live is not None:
-        boot_l = batched_metrics(y[idx], np.asarray(live)[idx])
+        boot_l = batched_metrics(y[idx], np.asarray(live)[idx], thresholds[1])
         result["live"]["ci"] = {m: _interval(boot_l[m], policy.confidence) for m in METRICS}
         margin = policy.max_regression if margin is None else margin
         result["difference"] = {
@@ -137,6 +138,14 @@ def slice_keys(df: pd.DataFrame, features: list[str], schema: Schema) -> pd.Seri
     return key
 
 
+def on_threshold(p: np.ndarray, own: float, target: float) -> np.ndarray:
+    """Scores moved monotonically (piecewise linearly) so that ``own`` lands on ``target``: at ``target`` they
+    give the predictions they gave at ``own``, and the same ranking (ROC AUC). Lets a live model with its own
+    threshold be audited beside the candidate at the candidate's."""
+    p = np.asarray(p, dtype=float)
+    return np.where(p < own, p * target / own, target + (p - own) * (1 - target) / (1 - own))
+
+
 def positives(frame: pd.DataFrame, schema: Schema) -> np.ndarray:
     """1 where the row's label is the positive class, else 0."""
     return (frame[schema.label.name] == schema.label.positive).to_numpy(dtype=int)
@@ -148,8 +157,10 @@ def evaluate_frame(
     live: np.ndarray | None,
     config: Config,
     train_positive_rate: float,
+    thresholds: tuple[float, float] = (THRESHOLD, THRESHOLD),
 ) -> dict[str, Any]:
-    """The whole evaluation report for scored test rows (pure: no I/O)."""
+    """The whole evaluation report for scored test rows (pure: no I/O); ``thresholds`` are the candidate's
+    and the live model's decision thresholds."""
     schema, policy = config.data_schema, config.thresholds.gate
     y = positives(test, schema)
     majority = int(train_positive_rate >= 0.5)
@@ -160,8 +171,9 @@ def evaluate_frame(
             "accuracy": round(float(np.mean(y == majority)), 6) if len(y) else None,
             "roc_auc": 0.5,
         },
-        "overall": assess(y, candidate, live, policy),
+        "overall": assess(y, candidate, live, policy, thresholds=thresholds),
         "slices": {},
+        "decision_thresholds": {"candidate": thresholds[0], "live": thresholds[1] if live is not None else None},
     }
     for features in config.slices:
         name = " x ".join(features)
@@ -171,7 +183,14 @@ def evaluate_frame(
             mask = (keys == group).to_numpy()
             live_part = None if live is None else live[mask]
             groups[group] = assess(
-                y[mask], candidate[mask], live_part, policy, i + 1, policy.min_slice_size, policy.max_slice_regression
+                y[mask],
+                candidate[mask],
+                live_part,
+                policy,
+                i + 1,
+                policy.min_slice_size,
+                policy.max_slice_regression,
+                thresholds,
             )
         report["slices"][name] = groups
     return report

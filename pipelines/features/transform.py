@@ -138,10 +138,17 @@ def transform_features(ctx: RunContext, snapshot_uri: str, validation_uri: str) 
     rows = snapshot.read_snapshot()
     is_test = in_test_split(rows, data.test_fraction, data.split_seed)
     train, test = rows[~is_test].reset_index(drop=True), rows[is_test].reset_index(drop=True)
+    threshold = ctx.config.training.threshold
+    held_out = train.iloc[:0]
+    if threshold.strategy != "fixed":  # held out of training to choose the decision threshold on
+        held = in_test_split(train, threshold.validation_fraction, data.split_seed + 1)
+        train, held_out = train[~held].reset_index(drop=True), train[held].reset_index(drop=True)
     with ctx.open_stage(StageName.TRANSFORM) as out:
         written = TransformOutput(out.path)
         train.to_parquet(written.train_raw, index=False)
         test.to_parquet(written.test_raw, index=False)
+        if len(held_out):
+            held_out.to_parquet(written.validation_raw, index=False)
         log.info(
             "transform: %d train rows, %d test rows; running TFT on %s", len(train), len(test), ctx.config.beam.runner
         )
@@ -152,6 +159,7 @@ def transform_features(ctx: RunContext, snapshot_uri: str, validation_uri: str) 
             inputs={"snapshot": snapshot, "validation": validation},
             train_rows=len(train),
             test_rows=len(test),
+            validation_rows=len(held_out),
             split_fingerprints=split_fingerprints,
             beam_runner=ctx.config.beam.runner,
         )

@@ -2,8 +2,9 @@
 
 The exported SavedModel's ``serving_default`` signature takes serialized ``tf.Example`` protos of raw
 feature values (any of them may be missing) and runs the TFT transform graph inside the model, so
-serving cannot skew from training. The run is logged to MLflow: parameters, per-epoch metrics and
-the SavedModel as the run's ``model`` artifact.
+serving cannot skew from training. Its decision threshold (``training.threshold``: fixed, or chosen on
+rows held out of the train split) is written into the model's folder. The run is logged to MLflow:
+parameters, per-epoch metrics and the SavedModel as the run's ``model`` artifact.
 """
 
 from __future__ import annotations
@@ -12,14 +13,19 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from pipelines.core.artifacts import METADATA, fingerprint_files
+import numpy as np
+import pandas as pd
+
+from pipelines.core.artifacts import METADATA, fingerprint_files, write_json_atomic
 from pipelines.core.config import Config, Schema, Training
 from pipelines.core.context import RunContext
 from pipelines.core.contracts import StageName
 from pipelines.core.outputs import TrainOutput, TransformOutput, require
 from pipelines.core.tracking import MODEL_ARTIFACT, start_run
 from pipelines.features.encoding import raw_feature_spec
-from pipelines.model.signature import EXAMPLES_INPUT, OUTPUT, SIGNATURE
+from pipelines.model.scoring import score
+from pipelines.model.signature import EXAMPLES_INPUT, OUTPUT, SIGNATURE, THRESHOLD_FILE
+from pipelines.model.threshold import choose_threshold
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +112,21 @@ def fit(config: Config, transformed: TransformOutput, export_dir: Path, seed: in
     return {k: [float(v) for v in values] for k, values in history.history.items()}
 
 
+def decide_threshold(config: Config, transformed: TransformOutput, model_dir: Path) -> dict[str, Any]:
+    """Choose the decision threshold (``training.threshold``) on the held-out validation rows and write it
+    into the model's folder, so it travels with the model; returns the record."""
+    setting, schema = config.training.threshold, config.data_schema
+    y, p = np.zeros(0, dtype=int), np.zeros(0)
+    if setting.strategy != "fixed" and transformed.validation_raw.exists():
+        rows = pd.read_parquet(transformed.validation_raw)
+        y = (rows[schema.label.name] == schema.label.positive).to_numpy(dtype=int)
+        p = score(model_dir, rows, schema)
+    record = choose_threshold(y, p, setting)
+    write_json_atomic(model_dir / THRESHOLD_FILE, record)
+    log.info("decision threshold %s: %s", record["threshold"], record["reason"])
+    return record
+
+
 def train_model(ctx: RunContext, transform_uri: str) -> str:
     """Train, export the raw-feature SavedModel and log the run to MLflow; returns the train output's URI.
 
@@ -118,8 +139,10 @@ def train_model(ctx: RunContext, transform_uri: str) -> str:
     with ctx.open_stage(StageName.TRAIN) as out:
         model_dir = TrainOutput(out.path).model_dir
         history = fit(ctx.config, transformed, model_dir, seed)
+        threshold = decide_threshold(ctx.config, transformed, model_dir)
         with start_run(ctx) as run:
             mlflow.log_params({**ctx.config.training.model_dump(), "seed": seed, "window_days": ctx.window})
+            mlflow.log_param("decision_threshold", threshold["threshold"])
             for name, values in history.items():
                 for epoch, value in enumerate(values):
                     mlflow.log_metric(f"train_{name}", value, step=epoch)
@@ -129,6 +152,7 @@ def train_model(ctx: RunContext, transform_uri: str) -> str:
             inputs={"transform": transformed},
             seed=seed,
             history=history,
+            decision_threshold=threshold,
             mlflow_run_id=run.info.run_id,
             model_uri=str(TrainOutput(out.uri).model_dir),
         )

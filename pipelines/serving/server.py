@@ -38,9 +38,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from pipelines.core.config import Config
 from pipelines.core.deployment_state import Slot, read_state, state_path
 from pipelines.deployment.registry import registered_model
-from pipelines.evaluation.metrics import THRESHOLD
 from pipelines.model.scoring import load_scorer, predict_with
-from pipelines.model.signature import OUTPUT, SIGNATURE
+from pipelines.model.signature import OUTPUT, SIGNATURE, read_threshold
 from pipelines.serving.requests import RequestError, parse_predict
 
 log = logging.getLogger(__name__)
@@ -55,6 +54,7 @@ class Loaded:
     serve: Any
     version: str
     registry_version: str | None
+    threshold: float  # the model's decision threshold: ``class`` is 1 from it on
 
 
 class SlotModel:
@@ -99,7 +99,8 @@ class SlotModel:
                 return
             serve = load_scorer(record.model_uri)
             predict_with(serve, _first_row(record.reference_uri), self.config.data_schema)  # warm up
-            self.loaded, self.problem = Loaded(serve, record.version, record.registry_version), None
+            loaded = Loaded(serve, record.version, record.registry_version, read_threshold(record.model_uri))
+            self.loaded, self.problem = loaded, None
             log.info("slot %s serving %s", self.slot, record.version)
         except Exception as exc:  # noqa: BLE001 - reported by /readyz; a loaded model keeps serving
             log.exception("loading the model of slot %s failed", self.slot)
@@ -230,7 +231,7 @@ def create_app(config: Config, slot: Slot) -> FastAPI:
         probabilities = (await run_in_threadpool(predict_with, loaded.serve, rows, schema)).tolist()
         for p in probabilities:
             model.scores.labels(str(slot), loaded.version).observe(p)
-        classes = [int(p >= THRESHOLD) for p in probabilities]
+        classes = [int(p >= loaded.threshold) for p in probabilities]
         if form == "instances":
             body = {"predictions": [{OUTPUT: p, "class": c} for p, c in zip(probabilities, classes, strict=True)]}
         else:

@@ -22,6 +22,7 @@ from pipelines.core.deployment_state import read_state
 from pipelines.core.outputs import TransformOutput
 from pipelines.data.demo import write_partitions
 from pipelines.model.scoring import score
+from pipelines.model.signature import read_threshold
 from pipelines.runner import run_pipeline
 from pipelines.serving.processes import free_port, start_server
 
@@ -42,7 +43,8 @@ def wait_ready(url: str) -> httpx.Response:
 def served(tmp_path_factory, adult_frame):
     """A small pipeline run promoted to blue, and a blue model server for it (a real process)."""
     tmp = tmp_path_factory.mktemp("serving")
-    config_path = write_config(tmp, SMALL)
+    # A fixed decision threshold of 0.4: the server must answer "class" at the model's own cut.
+    config_path = write_config(tmp, {**SMALL, "training": {**SMALL["training"], "threshold": {"value": 0.4}}})
     config = load_config(config_path)
     write_partitions(adult_frame, config, date(2026, 1, 1), 800, days=4)
     run_pipeline(RunContext.create(config, "2026-01-03"))
@@ -93,7 +95,9 @@ def test_predictions_online_equal_the_offline_scores_in_both_formats(served):
     assert by_rows.headers["X-Model-Version"] == read_state(config).live_record.version
     online = [p["probability"] for p in by_rows.json()["predictions"]]
     assert online == pytest.approx(offline.tolist(), abs=1e-6)
-    assert [p["class"] for p in by_rows.json()["predictions"]] == [int(p >= 0.5) for p in offline]
+    # The threshold travelled with the model into the deployment's copy, and the server answers at it.
+    assert read_threshold(read_state(config).live_record.model_uri) == 0.4
+    assert [p["class"] for p in by_rows.json()["predictions"]] == [int(p >= 0.4) for p in offline]
     assert by_columns.json()["outputs"]["probability"] == pytest.approx(offline.tolist(), abs=1e-6)
 
 

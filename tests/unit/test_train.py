@@ -13,7 +13,7 @@ from conftest import SMALL, ingest_and_validate, write_config
 from pipelines.core.artifacts import read_metadata
 from pipelines.core.config import load_config
 from pipelines.core.context import RunContext
-from pipelines.core.outputs import TrainOutput, TransformOutput
+from pipelines.core.outputs import SOURCE_DS, SOURCE_ROW, TrainOutput, TransformOutput
 from pipelines.data.demo import read_adult_wheel, write_partitions
 from pipelines.features.transform import transform_features
 from pipelines.model.scoring import load_scorer, score
@@ -102,3 +102,32 @@ def test_an_audit_only_feature_is_carried_but_never_fed_to_the_model(tmp_path, a
     np.testing.assert_array_equal(
         simple_model(train, test, config.data_schema, 0), simple_model(train, recoded, config.data_schema, 0)
     )
+
+
+def test_a_threshold_chosen_on_held_out_rows_travels_with_the_model(tmp_path, adult_frame):
+    import json
+
+    from pipelines.evaluation.metrics import classification_metrics
+    from pipelines.model.signature import THRESHOLD_FILE, read_threshold
+
+    path = write_config(tmp_path, {**SMALL, "training": {"epochs": 1, "threshold": {"strategy": "max_f1"}}})
+    config = load_config(path)
+    write_partitions(adult_frame, config, date(2026, 1, 1), 800, days=3)
+    ctx = RunContext.create(config, "2026-01-03")
+    transformed = TransformOutput(transform_features(ctx, *ingest_and_validate(ctx)))
+    trained = TrainOutput(train_model(ctx, str(transformed.path)))
+
+    train, held = pd.read_parquet(transformed.train_raw), pd.read_parquet(transformed.validation_raw)
+    assert 0.05 < len(held) / (len(held) + len(train)) < 0.15, "about validation_fraction 0.1 of the train split"
+    keys = [SOURCE_DS, SOURCE_ROW]
+    assert not set(map(tuple, held[keys].to_numpy())) & set(map(tuple, train[keys].to_numpy())), "held out"
+    record = json.loads((trained.model_dir / THRESHOLD_FILE).read_text())
+    assert record["strategy"] == "max_f1" and record["validation_rows"] == len(held)
+    assert (
+        read_threshold(trained.model_dir)
+        == record["threshold"]
+        == trained.metadata()["decision_threshold"]["threshold"]
+    )
+    y = (held["income"] == ">50K").to_numpy(dtype=int)
+    p = score(trained.model_dir, held, config.data_schema)
+    assert classification_metrics(y, p, record["threshold"])["f1"] >= classification_metrics(y, p, 0.5)["f1"]
