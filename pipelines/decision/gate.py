@@ -159,16 +159,16 @@ def slice_checks(evaluation: dict[str, Any], policy: GatePolicy) -> tuple[list[C
 
 def fairness_gate(evaluation: dict[str, Any]) -> tuple[list[Check], list[Note]]:
     """The evaluation's fairness checks (limits at their confidence bound, ``thresholds.fairness``) as gate
-    checks; a ``warn`` one that fails is a warning note, and one that could not be judged (fewer than two
-    groups with enough rows) is a note saying so rather than a pass."""
+    checks; a ``warn`` one that fails is a warning note. One that could not be judged (fewer than two
+    groups of the protected attribute with enough rows) is missing evidence: INSUFFICIENT_EVIDENCE."""
     checks, notes = [], []
     for c in (evaluation.get("fairness") or {}).get("checks", []):
         name = f"fairness {c['attribute']} {c['name']}"
-        if not c["sufficient"]:
-            notes.append(Note(NoteKind.SMALL_SLICE, f"{name} not judged: {c['detail']}"))
-        elif c["severity"] == "warn":
+        if c["severity"] == "warn":
             if not c["success"]:
                 notes.append(Note(NoteKind.WARNING, f"{name} failed (warn only): {c['detail']}"))
+        elif not c["sufficient"]:
+            checks.append(Check(name, False, f"not judged: {c['detail']}", CheckKind.EVIDENCE, "fairness"))
         else:
             checks.append(Check(name, c["success"], c["detail"], CheckKind.FAIRNESS, "fairness"))
     return checks, notes

@@ -364,9 +364,9 @@ def fairness_check(success: bool, severity: str = "block", sufficient: bool = Tr
         (fairness_check(False), HOLD, None),
         (fairness_check(True), PROMOTE, None),
         (fairness_check(False, "warn"), PROMOTE, NoteKind.WARNING),
-        (fairness_check(False, sufficient=False), PROMOTE, NoteKind.SMALL_SLICE),
+        (fairness_check(False, sufficient=False), INSUFFICIENT, None),
     ],
-    ids=["breach-holds", "within-limit", "warn-severity-notes", "not-judged-notes"],
+    ids=["breach-holds", "within-limit", "warn-severity-notes", "not-judged-is-insufficient-evidence"],
 )
 def test_fairness_checks_hold_a_breach_even_with_good_accuracy(check, action, note):
     report = evaluation(accuracy=0.9, roc_auc=0.95, diff_ci=(0.01, 0.03))
@@ -375,12 +375,13 @@ def test_fairness_checks_hold_a_breach_even_with_good_accuracy(check, action, no
     decision = decide(report, POLICY)
 
     assert decision.action == action
-    fairness = [c for c in decision.checks if c.kind is CheckKind.FAIRNESS]
-    assert [(c.name, c.passed, c.family) for c in fairness] == (
-        [("fairness sex equalized_odds_difference", check["success"], "fairness")] if note is None else []
-    )
+    fairness = [(c.name, c.kind, c.passed) for c in decision.checks if c.family == "fairness"]
+    kind = CheckKind.EVIDENCE if not check["sufficient"] else CheckKind.FAIRNESS
+    assert fairness == ([("fairness sex equalized_odds_difference", kind, check["success"])] if note is None else [])
     if action is HOLD:
         assert decision.reasons == [f"fairness sex equalized_odds_difference failed: {check['detail']}"]
+    if action is INSUFFICIENT:
+        assert decision.reasons == [f"insufficient evidence: not judged: {check['detail']}"]
     assert [n.kind for n in decision.notes] == ([note] if note else [])
 
 
@@ -398,7 +399,8 @@ def test_a_candidate_with_a_large_fpr_gap_is_held_on_a_real_audit():
     # Good at ranking overall, but Female negatives get a false positive 60% of the time, Male ones 5%.
     false_positive = (y == 0) & (rng.random(n) < np.where(sex == "Female", 0.6, 0.05))
     p = np.where((y == 1) | false_positive, 0.8, 0.2) + rng.normal(0, 0.01, n)
-    frame = pd.DataFrame({"sex": sex, "race": "White", "age": rng.integers(20, 70, n).astype(float)})
+    race = np.where(rng.random(n) < 0.8, "White", "Black")
+    frame = pd.DataFrame({"sex": sex, "race": race, "age": rng.integers(20, 70, n).astype(float)})
 
     report = audit(frame, y, p, config)
     report["checks"] = fairness_checks(report, config)
