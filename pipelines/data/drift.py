@@ -34,8 +34,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
-from scipy.spatial import distance
 
 from pipelines.core.artifacts import fingerprint_json, write_json_atomic
 from pipelines.core.config import DriftThresholds, Feature, Schema
@@ -133,6 +131,8 @@ def _proportions(reference: pd.Series, current: pd.Series) -> tuple[np.ndarray, 
 
 
 def _chi2(reference: pd.Series, current: pd.Series) -> tuple[float, float]:
+    from scipy import stats
+
     table = np.vstack(_aligned(reference, current))
     expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0) / table.sum()
     sparse = expected.min(axis=0) < _MIN_EXPECTED
@@ -170,6 +170,9 @@ def _wasserstein(reference: np.ndarray, current: np.ndarray) -> float:
 
 def _measure(test: str, reference: _Side, current: _Side) -> tuple[float, float | None] | None:
     """(statistic, p-value or None) of ``test``; None when a value test has no values on a side."""
+    from scipy import stats
+    from scipy.spatial import distance
+
     if test in _VALUE_TESTS and not (reference.values.size and current.values.size):
         return None
     if test == "ks":
@@ -192,6 +195,8 @@ def _missing_test(test: str) -> str:
 
 def _measure_missing(test: str, reference: _Side, current: _Side) -> tuple[float, float | None] | None:
     """The missing-share check beside a value test: chi-square with KS, Jensen-Shannon with a distance."""
+    from scipy.spatial import distance
+
     if test not in _VALUE_TESTS or not (reference.missing or current.missing):
         return None
     if test in P_VALUE_TESTS:
@@ -280,6 +285,8 @@ def _noise(check: _Check, reference: _Side, current: _Side, level: float) -> flo
     For Jensen-Shannon and PSI it follows from Pearson's chi-square X^2 ~ chi2(k - 1) over the k
     categories: to second order JSD (in nats) = X^2 (1/n_ref + 1/n_cur) / 8 and PSI = X^2 (1/n_ref + 1/n_cur).
     """
+    from scipy import stats
+
     if check.test == "wasserstein":
         return _wasserstein_noise(reference.values, current.values, level)
     if check.part == "missing":

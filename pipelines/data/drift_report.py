@@ -17,7 +17,7 @@ CURRENT_COLOUR = "#f58518"
 _VERDICT_COLOURS = {"none": "#2e7d32", "warn": "#b26a00", "drift": "#c62828"}
 _WIDTH = 1000
 
-_STYLE = """
+STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #222; margin: 24px auto;
        max-width: 1060px; padding: 0 16px; }
 h1 { font-size: 24px; margin: 0 0 8px; } h2 { font-size: 18px; margin: 0; }
@@ -39,7 +39,7 @@ svg text { font: 11px system-ui, sans-serif; fill: #333; }
 """
 
 
-def _fmt(value: Any, digits: int = 3) -> str:
+def fmt_number(value: Any, digits: int = 3) -> str:
     if value is None:
         return "–"
     if isinstance(value, float):
@@ -49,7 +49,7 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
-def _pct(value: float | None) -> str:
+def fmt_share(value: float | None) -> str:
     return "–" if value is None else f"{value:.1%}"
 
 
@@ -84,12 +84,12 @@ def histogram_svg(edges: list[float], reference: list[float], current: list[floa
             parts.append(
                 f'<rect x="{x:.1f}" y="{top + plot_h - height:.1f}" width="{max((step - 2) / 2, 0.5):.1f}" '
                 f'height="{height:.1f}" fill="{colour}"><title>{escape(_bin_label(edges, i))}: '
-                f"{'reference' if j == 0 else 'current'} {_pct(share)}</title></rect>"
+                f"{'reference' if j == 0 else 'current'} {fmt_share(share)}</title></rect>"
             )
     for frac in (0, 0.5, 1):
         y = top + plot_h - plot_h * frac
         parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>')
-        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{escape(_pct(peak * frac))}</text>')
+        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{escape(fmt_share(peak * frac))}</text>')
     whole = all(float(e) - 0.5 == round(float(e) - 0.5) for e in edges)  # bins of whole numbers
     if whole and edges[1] - edges[0] == 1:  # one bin per number: label the bars
         ticks = [(i + 0.5, edges[i] + 0.5) for i in range(0, bins, max(1, round(bins / 12)))]
@@ -130,7 +130,7 @@ def bars_svg(labels: list[str], reference: list[float], current: list[float]) ->
             bar_y = y + 2 + j * 12
             parts.append(
                 f'<rect x="{label_w}" y="{bar_y}" width="{width:.1f}" height="11" fill="{colour}"/>'
-                f'<text x="{label_w + width + 4:.1f}" y="{bar_y + 10}">{escape(_pct(share))}</text>'
+                f'<text x="{label_w + width + 4:.1f}" y="{bar_y + 10}">{escape(fmt_share(share))}</text>'
             )
     parts.append("</svg>")
     return "".join(parts)
@@ -154,8 +154,9 @@ def _plot(distribution: dict[str, Any] | None) -> str:
 
 def _statistic(entry: dict[str, Any]) -> str:
     if entry.get("p_value") is not None:
-        return f"{_fmt(entry['statistic'])} (p {_fmt(entry['p_value'])}, adjusted {_fmt(entry['p_adjusted'])})"
-    return _fmt(entry.get("statistic"))
+        p, adjusted = fmt_number(entry["p_value"]), fmt_number(entry["p_adjusted"])
+        return f"{fmt_number(entry['statistic'])} (p {p}, adjusted {adjusted})"
+    return fmt_number(entry.get("statistic"))
 
 
 def _summary_row(i: int, name: str, entry: dict[str, Any]) -> str:
@@ -165,11 +166,11 @@ def _summary_row(i: int, name: str, entry: dict[str, Any]) -> str:
         escape(entry.get("kind", "")),
         escape(str(entry.get("test", "–"))),
         f'<td class="num">{escape(_statistic(entry))}</td>',
-        f'<td class="num">{escape(_fmt(entry.get("threshold")))}</td>',
+        f'<td class="num">{escape(fmt_number(entry.get("threshold")))}</td>',
         escape(str(entry.get("threshold_source") or "–")),
-        f'<td class="num">{escape(_fmt(entry.get("psi")))}</td>',
+        f'<td class="num">{escape(fmt_number(entry.get("psi")))}</td>',
         f'<td class="num{" flagged" if (missing.get("check") or {}).get("drifted") else ""}">'
-        f"{escape(_pct(missing.get('reference')))} → {escape(_pct(missing.get('current')))}</td>",
+        f"{escape(fmt_share(missing.get('reference')))} → {escape(fmt_share(missing.get('current')))}</td>",
         _badge(entry["verdict"]),
     ]
     row = "".join(c if c.startswith("<td") else f"<td>{c}</td>" for c in cells)
@@ -181,21 +182,21 @@ def _section(i: int, name: str, entry: dict[str, Any]) -> str:
     check = missing.get("check")
     if check:
         missing_text = (
-            f"{_pct(missing['reference'])} → {_pct(missing['current'])}; {check['test']} "
-            f"{_statistic(check)} vs {_fmt(check['threshold'])} ({check['threshold_reason']})"
+            f"{fmt_share(missing['reference'])} → {fmt_share(missing['current'])}; {check['test']} "
+            f"{_statistic(check)} vs {fmt_number(check['threshold'])} ({check['threshold_reason']})"
             + (" — drifted" if check["drifted"] else "")
         )
     elif missing:
         counted = " (a category of the test)" if entry.get("test") in ("chi2", "jensen_shannon", "psi") else ""
-        missing_text = f"{_pct(missing.get('reference'))} → {_pct(missing.get('current'))}{counted}"
+        missing_text = f"{fmt_share(missing.get('reference'))} → {fmt_share(missing.get('current'))}{counted}"
     else:
         missing_text = "–"
     rows = [
         ("test", entry.get("test", "–")),
         ("statistic", _statistic(entry)),
-        ("threshold", _fmt(entry.get("threshold"))),
+        ("threshold", fmt_number(entry.get("threshold"))),
         ("threshold from", entry.get("threshold_reason") or "–"),
-        ("PSI (alongside)", _fmt(entry.get("psi"))),
+        ("PSI (alongside)", fmt_number(entry.get("psi"))),
         ("missing share", missing_text),
         ("rows", f"{entry.get('reference_rows', '–')} reference, {entry.get('current_rows', '–')} current"),
         ("judged", entry.get("why", "")),
@@ -245,7 +246,7 @@ def render_html(report: dict[str, Any]) -> str:
     sections = "".join(_section(i, name, entry) for i, (name, entry) in enumerate(features.items()))
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        f"<title>Drift report: {escape(verdict)}</title><style>{_STYLE}</style></head><body>"
+        f"<title>Drift report: {escape(verdict)}</title><style>{STYLE}</style></head><body>"
         f"<h1>Drift report {_badge(verdict)}</h1>"
         f'<p class="summary">{escape(report.get("summary", ""))}</p>'
         + "".join(f'<p class="meta">{escape(line)}</p>' for line in meta)

@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import cohen_kappa_score
 
 from pipelines.core.config import Schema, ValidationThresholds
 from pipelines.core.outputs import SOURCE_DS, SOURCE_ROW
@@ -163,6 +162,8 @@ def cohen_kappa(first: np.ndarray, second: np.ndarray, n_categories: int) -> flo
     both always give the one same label)."""
     if len(first) == 0 or (np.all(first == first[0]) and np.all(second == first[0])):
         return None
+    from sklearn.metrics import cohen_kappa_score
+
     return _json_float(cohen_kappa_score(first, second, labels=np.arange(n_categories)))
 
 

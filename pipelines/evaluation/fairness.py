@@ -25,17 +25,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from fairlearn.metrics import (
-    MetricFrame,
-    demographic_parity_difference,
-    demographic_parity_ratio,
-    equalized_odds_difference,
-    false_negative_rate,
-    false_positive_rate,
-    selection_rate,
-    true_positive_rate,
-)
-from sklearn.metrics import precision_score, roc_auc_score
 
 from pipelines.core.config import Config
 from pipelines.evaluation.metrics import _clean, _interval, slice_keys
@@ -160,6 +149,8 @@ def bootstrap(
 
 
 def _roc_auc(y_true: np.ndarray, y_pred: np.ndarray, sample_weight: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
     if len(np.unique(y_true)) < 2:
         return np.nan
     return float(roc_auc_score(y_true, y_pred, sample_weight=sample_weight))
@@ -185,6 +176,8 @@ def cells(keys: pd.Series, y: np.ndarray, values: np.ndarray) -> pd.DataFrame:
 
 
 def _frame(metrics: dict[str, Any], table: pd.DataFrame, name: str) -> pd.DataFrame:
+    from fairlearn.metrics import MetricFrame
+
     weight = {"sample_weight": table["weight"].to_numpy(dtype=float)}
     return MetricFrame(
         metrics=metrics,
@@ -201,6 +194,9 @@ def metric_frame(y: np.ndarray, p: np.ndarray, keys: pd.Series, threshold: float
     Fairlearn's rates are 0 where their denominator is empty; those become NaN here, as in the bootstrap.
     ROC AUC is left out (NaN) when ``auc`` is False.
     """
+    from fairlearn.metrics import false_negative_rate, false_positive_rate, selection_rate, true_positive_rate
+    from sklearn.metrics import precision_score
+
     rates = _frame(
         {
             "size": _size,
@@ -258,6 +254,8 @@ def between_groups(
     Equalized odds needs both classes in every group; otherwise it is the larger TPR/FPR gap over the groups
     where each rate is defined (Fairlearn would count an undefined rate as 0).
     """
+    from fairlearn.metrics import demographic_parity_difference, demographic_parity_ratio, equalized_odds_difference
+
     mask = keys.isin(frame.index).to_numpy()
     table = cells(keys[mask], y[mask], (p[mask] >= threshold).astype(int))
     args = (table["y"].to_numpy(), table["value"].to_numpy())

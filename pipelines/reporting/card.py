@@ -29,8 +29,8 @@ from pipelines.core.config import METRICS, Config
 from pipelines.core.contracts import Action, NoteKind, StageName, Status
 from pipelines.core.deployment_state import EventKind, read_state
 from pipelines.core.outputs import DriftOutput, IngestOutput, TransformOutput, ValidationOutput
-from pipelines.data.drift_report import _STYLE as BASE_STYLE
-from pipelines.data.drift_report import _fmt, _pct
+from pipelines.data.drift_report import STYLE as BASE_STYLE
+from pipelines.data.drift_report import fmt_number, fmt_share
 from pipelines.reporting.summary import collect
 
 CARD_DIR = "card"
@@ -704,8 +704,8 @@ def _data_html(data: dict[str, Any]) -> str:
         share = data.get("positive_share")
         pairs += [
             ("rows", escape(f"{data['rows']:,} from {data['days_read']} of {data['window_days']} days")),
-            ("quarantined", escape(f"{data['quarantined']:,} rows ({_pct(data['quarantined_fraction'])})")),
-            ("label", escape(f"{data['label']}: {_pct(share)} of the rows" if share is not None else data["label"])),
+            ("quarantined", escape(f"{data['quarantined']:,} rows ({fmt_share(data['quarantined_fraction'])})")),
+            ("label", escape(data["label"] if share is None else f"{data['label']}: {fmt_share(share)} of the rows")),
         ]
     html = _kv(pairs)
     if not data.get("available"):
@@ -796,10 +796,10 @@ def _drift_html(part: dict[str, Any], base: Path) -> str:
                 escape(name),
                 escape(str(f.get("kind") or "–")),
                 escape(str(f.get("test") or "–")),
-                _num_cell(escape(_fmt(f.get("statistic")))),
-                _num_cell(escape(_fmt(f.get("threshold")))),
+                _num_cell(escape(fmt_number(f.get("statistic")))),
+                _num_cell(escape(fmt_number(f.get("threshold")))),
                 escape(str(f.get("threshold_source") or "–")),
-                _num_cell(escape(_fmt(f.get("psi")))),
+                _num_cell(escape(fmt_number(f.get("psi")))),
                 escape(str(f.get("verdict"))),
             ]
         )
@@ -816,13 +816,13 @@ def _splits_html(part: dict[str, Any]) -> str:
         [
             escape(name),
             _num_cell(escape(f"{s['rows']:,}")),
-            _num_cell(escape(_pct(s["share"]))),
-            _num_cell(escape(_pct(s["positive_share"]))),
+            _num_cell(escape(fmt_share(s["share"]))),
+            _num_cell(escape(fmt_share(s["positive_share"]))),
             _short(s["fingerprint"]),
         ]
         for name, s in part["splits"].items()
     ]
-    return f"<p>Test fraction configured: {escape(_pct(part['test_fraction']))}</p>" + _table(
+    return f"<p>Test fraction configured: {escape(fmt_share(part['test_fraction']))}</p>" + _table(
         ["split", "rows", "share", "positive label", "fingerprint"], rows
     )
 
@@ -887,7 +887,7 @@ def _metrics_html(part: dict[str, Any]) -> str:
             cells.append(_num_cell(text))
         rows.append([label, *cells])
     html = (
-        f"<p>{escape(str(part['test_rows']))} test rows; {escape(_pct(part['confidence']))} bootstrap intervals "
+        f"<p>{escape(str(part['test_rows']))} test rows; {escape(fmt_share(part['confidence']))} bootstrap intervals "
         "in brackets; under each baseline, the candidate's lead over it.</p>"
     )
     html += _table(head, rows)
@@ -1039,29 +1039,29 @@ def _error_analysis_html(part: dict[str, Any]) -> str:
         return _unavailable(part)
     best = part.get("best_baseline")
     against = (
-        f"; the best baseline ({best}) errs on {_pct(part.get('best_baseline_error_rate'))}"
+        f"; the best baseline ({best}) errs on {fmt_share(part.get('best_baseline_error_rate'))}"
         f", room {_signed(part.get('room'), 4)} of the error rate"
         if best
         else "; no baseline to compare with"
     )
     html = (
         f"<p>{escape(str(part.get('errors')))} errors in {escape(str(part.get('rows')))} test rows "
-        f"({escape(_pct(part.get('error_rate')))}){escape(against)}. Ranked by the room for improvement: what "
+        f"({escape(fmt_share(part.get('error_rate')))}){escape(against)}. Ranked by the room for improvement: what "
         "the overall error rate would drop by if the candidate matched the best baseline on the tag.</p>"
     )
     rows = []
     tags = part.get("tags") or []
     for t in tags:
         rates = t.get("baseline_error_rates") or {}
-        baseline = ", ".join(f"{k} {_pct(v)}" for k, v in rates.items() if v is not None) or "–"
+        baseline = ", ".join(f"{k} {fmt_share(v)}" for k, v in rates.items() if v is not None) or "–"
         rows.append(
             [
                 escape(str(t.get("tag"))),
                 escape(f"{t.get('kind')}: {t.get('definition')}"),
                 _num_cell(escape(_num(t.get("rows")))),
-                _num_cell(escape(_pct(t.get("data_share")))),
-                _num_cell(escape(_pct(t.get("error_rate")))),
-                _num_cell(escape(_pct(t.get("error_share")))),
+                _num_cell(escape(fmt_share(t.get("data_share")))),
+                _num_cell(escape(fmt_share(t.get("error_rate")))),
+                _num_cell(escape(fmt_share(t.get("error_share")))),
                 escape(baseline),
                 _num_cell(escape(_signed(t.get("room"), 4))),
             ]
