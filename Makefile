@@ -24,12 +24,12 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 DEMO_FIRST := 2026-01-14
 DEMO_SECOND := 2026-01-28
 DEMO_DRIFT := 2026-01-22..2026-01-28:covariate:age
-DEMO_PORT ?= 8501
 
-.PHONY: help install data demo test soak lint airflow-ui mlflow-ui clean bench-drift
+.PHONY: help install data demo demo-lifecycle test soak lint airflow-ui mlflow-ui clean bench-drift stack-down docs
 
 help:
 	@echo "make demo   - install, prepare the Adult partitions, run the training DAG for two dates"
+	@echo "make demo-lifecycle - train, serve, drift, retrain, canary, hold, roll back: the whole loop"
 	@echo "make test   - install, lint and run the whole test suite"
 	@echo "make soak   - kill real pipeline processes at random 100 times; print how many left an inconsistency"
 	@echo "make airflow-ui / make mlflow-ui - open the UIs on the demo's state"
@@ -56,6 +56,7 @@ data: install
 # The demo starts from no live model: it clears the config's artifact root (runs, deployment, MLflow).
 demo: install data $(AIRFLOW_HOME)/airflow.db
 	@start=$$(date +%s); \
+	$(PY) -m pipelines stack down --config $(CONFIG) > /dev/null 2>&1 || true; \
 	rm -rf "$$($(PY) -m pipelines config --config $(CONFIG) --get artifact_root)"; \
 	for d in $(DEMO_FIRST) $(DEMO_SECOND); do \
 	  echo "== airflow dags test training_pipeline $$d"; \
@@ -65,14 +66,21 @@ demo: install data $(AIRFLOW_HOME)/airflow.db
 	  echo "   run card: $$($(PY) -m pipelines card --config $(CONFIG) --date $$d)"; \
 	done; \
 	echo; $(PY) -m pipelines summary --config $(CONFIG) --date $(DEMO_FIRST) --date $(DEMO_SECOND); \
-	echo; echo "== the live model answers over TensorFlow Serving's REST API (python -m pipelines serve --slot live)"; \
-	$(PY) -m pipelines serve --config $(CONFIG) --slot live --port $(DEMO_PORT) > $(AIRFLOW_HOME)/demo-serve.log 2>&1 & server=$$!; \
-	$(PY) -m pipelines send --config $(CONFIG) --date $(DEMO_SECOND) --url http://127.0.0.1:$(DEMO_PORT) --wait 120; \
-	status=$$?; \
-	kill $$server; [ $$status -eq 0 ] || exit $$status; \
+	echo; echo "== the serving stack: router + blue and green model servers (python -m pipelines stack up)"; \
+	$(PY) -m pipelines stack up --config $(CONFIG) || exit 1; \
+	echo; echo "== a request through the router, answered by the live model (TensorFlow Serving's REST API)"; \
+	router=http://127.0.0.1:$$($(PY) -m pipelines config --config $(CONFIG) --get serving.router_port); \
+	$(PY) -m pipelines send --config $(CONFIG) --date $(DEMO_SECOND) --url $$router || exit 1; \
 	echo; echo "Demo took $$(( $$(date +%s) - start ))s. Full logs: $(AIRFLOW_HOME)/demo-*.log"; \
+	echo "The stack keeps serving at $$router (logs: <artifact_root>/stack/logs); stop it: make stack-down"; \
 	echo "Airflow UI:  make airflow-ui   (then http://localhost:$(AIRFLOW__API__PORT), login in $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated)"; \
 	echo "MLflow UI:   make mlflow-ui    (then http://localhost:5000)"
+
+# The whole lifecycle through real Airflow runs (see pipelines/lifecycle.py); its own folder, stack and ports.
+demo-lifecycle: install $(AIRFLOW_HOME)/airflow.db
+	@start=$$(date +%s); \
+	$(PY) -m pipelines lifecycle --config $(CONFIG) $(LIFECYCLE_ARGS) || exit 1; \
+	echo; echo "The lifecycle demo took $$(( $$(date +%s) - start ))s. Logs of every Airflow run: .artifacts/lifecycle/logs/"
 
 test: install lint
 	$(PY) -m pytest tests
@@ -84,6 +92,13 @@ lint:
 	$(BIN)/ruff check dags pipelines plugins tests benchmarks
 	$(BIN)/ruff format --check dags pipelines plugins tests benchmarks
 
+# docs/configuration.md is generated from the typed config (a test fails when it is stale).
+docs: install
+	$(PY) -m pipelines.reporting.config_docs --write
+
+stack-down: install
+	$(PY) -m pipelines stack down --config $(CONFIG)
+
 airflow-ui: install $(AIRFLOW_HOME)/airflow.db
 	airflow standalone
 
@@ -91,6 +106,7 @@ mlflow-ui: install
 	$(BIN)/mlflow ui --backend-store-uri "$$($(PY) -m pipelines config --config $(CONFIG) --get tracking_uri)" --port 5000
 
 clean:
+	-$(PY) -m pipelines stack down --config $(CONFIG) > /dev/null 2>&1
 	rm -rf .artifacts .airflow .data/adult
 
 # Drift quality beside Evidently's DataDriftPreset; Evidently gets its own venv (its pins conflict with ours).

@@ -1,15 +1,42 @@
 """
 ### Training pipeline: ingest, drift, validate, transform, train, evaluate, gate, deliver
 
-One run trains on the data window ending at its date **D** (the logical date, or the `date` param)
-and decides what to do with the candidate:
+One run trains one **use case** on the data window ending at its data date **D** and decides what to
+do with the candidate:
 
 `check_params` → `ingest_window` → `check_drift` + `validate_snapshot` → `transform_features` →
 `train_model` → `evaluate_model` → `gate_candidate` → `route_decision` →
 **promote_blue_green** | **hold_candidate** | **trigger_retrain**
 
-* `check_params` refuses a run whose conf names an option this DAG does not have (a typo would
-  otherwise run with defaults) or whose config file is missing or invalid, naming the key or path.
+**What starts a run, and its D**
+
+* *The time schedule* (`@daily`, data intervals): the run for day D starts once D is over and trains the
+  default use case (`adult`).
+* *New data*: each use case has an asset, `ct://<use case>/raw`. The `ingestion` DAG checks every hour
+  for a partition newer than the last one announced and emits an event whose extra holds the use case and
+  the partition's date; a run started by such an event trains that use case on that date (the latest
+  event, if several arrived together). Ingestion emits, not this DAG: a DAG that consumed its own events
+  would trigger itself, and the ingestion DAG is cheap and frequent where training is not. (When both fire
+  for the same D, the second run repeats the first's work: the same artifacts, and an already-live model is
+  not switched again.) The monitoring DAG asks for retraining the same way, through `ct://retrain`
+  (its event's extra names the use case and D as well).
+* *A manual trigger* (the form below) or a **backfill** over past dates (Airflow's own backfill).
+* The DAG has no `start_date`: data dates are independent of Airflow's calendar, so D may be any date
+  with data, 2014 as well as today (`airflow dags test training_pipeline 2014-06-30`).
+
+**Guards and alerts**
+
+* `check_params` refuses a run before any work: a conf key this DAG does not have (a typo would otherwise run
+  with defaults), a use case that is not registered (the choice is among the YAML files of the configs
+  folder, `$CT_CONFIGS_DIR` or `<repo>/configs`, by name; never a path), an invalid config, or a window
+  without a single partition (a run that would process nothing fails, naming the dates that have data).
+* A failed task alerts (`RunAlert`): task, use case, D, the exception and a link to the task's log, in the
+  log and, when the Airflow connection `ct_alerts` exists (an http(s) URL), posted to it as JSON.
+  When `$CT_RUN_DEADLINE_MINUTES` is set where the DAG is parsed, a run still unfinished that long after it
+  was queued raises a deadline alert through the same notifier (run by the triggerer). It is opt-in because
+  Airflow 3.3.2's `airflow dags test` crashes at the end of a successful run of a DAG with a deadline.
+
+**What a run does**
 
 * Validation blocks: a failing Great Expectations check fails `validate_snapshot`, naming the
   column and expectation, and nothing downstream runs. Data Docs are in the run's artifacts.
@@ -22,29 +49,58 @@ and decides what to do with the candidate:
   (`<artifact_root>/runs/<D>/card/run_card.html`, and `.json`): data and lineage, validation, drift,
   training curve, metrics beside the baselines, slices, fairness, error analysis, every gate check and
   the deployment outcome; a blocked or held run's card says why.
+* A **backfill** run gates and records but does not switch the live model unless `promote_in_backfill` is
+  set, and no run replaces a live model trained on newer data unless forced. A backfill runs its dates side
+  by side up to its own *max active runs* (this DAG's limit of one run at a time does not apply to it): with
+  `promote_in_backfill`, set that to 1 so switches happen one at a time, in date order.
 
-Params: `config` (use-case YAML; empty for the project's default), `date`, `window_days`; under
-*Advanced*: `force` (operator override of the gate, recorded with `force_reason` and the triggering
-user), `attempt` (set by automatic retraining) and `promote_in_backfill`. A **backfill** run gates
-and records but does not switch the live model unless `promote_in_backfill` is set, and no run
-replaces a live model trained on newer data unless forced.
+**Params**, by section: *Data*: `config` (the use case), `date` (D), `window_days`; *Override*: `force` (an
+operator override of the gate, recorded with `force_reason` and the triggering user); *Advanced*:
+`promote_in_backfill`, `trigger_reason` (why the run was started: set by the monitoring DAG's retraining
+requests, shown on the run card; an asset-triggered run takes its event's reason) and `attempt` (set by
+automatic retraining).
 """
 
 from __future__ import annotations
 
-import pendulum
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, setup, task, teardown
+from airflow.sdk import (
+    AssetAny,
+    AssetOrTimeSchedule,
+    CronDataIntervalTimetable,
+    Param,
+    dag,
+    get_current_context,
+    setup,
+    task,
+    teardown,
+)
+
+from dags._common import (
+    DEFAULT_USE_CASE,
+    RunAlert,
+    deadline_alert,
+    raw_asset,
+    retrain_asset,
+    run_request,
+    run_trigger,
+    use_case_names,
+)
+
+USE_CASES = use_case_names()  # file names only: parsing stays cheap
+# Data intervals, not Airflow 3's default trigger timetable: the run for day D starts once D is over.
+DAILY = CronDataIntervalTimetable("@daily", timezone="UTC")
 
 
 def _run_context():
     """The pipelines' RunContext for the running task (imported here: nothing heavy at parse time)."""
     from pipelines.core.context import RunContext
+    from pipelines.core.usecases import config_path
 
     context = get_current_context()
     params = context["params"]
-    ds = params["date"] or context.get("logical_date") or context["dag_run"].run_after
+    use_case, ds = run_request(context)
     return RunContext.create(
-        params["config"],
+        config_path(use_case),
         ds,
         context["run_id"],
         attempt=params["attempt"],
@@ -54,62 +110,60 @@ def _run_context():
         operator=context["dag_run"].triggering_user_name,
         backfill=context["dag_run"].run_type == "backfill",
         promote_in_backfill=params["promote_in_backfill"],
+        trigger=run_trigger(context),
     )
 
 
 @dag(
-    # Data intervals, not Airflow 3's default trigger timetable: the run for day D starts once D is over.
-    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    schedule=AssetOrTimeSchedule(timetable=DAILY, assets=AssetAny(*map(raw_asset, USE_CASES), retrain_asset())),
+    start_date=None,  # any data date may run (see the doc); the scheduler itself only ever starts the latest day
     catchup=False,
     max_active_runs=1,  # deployment-state transitions happen one run at a time, in date order
-    default_args={"owner": "ml-platform", "retries": 0},
+    default_args={"owner": "ml-platform", "retries": 0, "on_failure_callback": RunAlert()},
+    deadline=deadline_alert(),
     doc_md=__doc__,
     tags=["training", "continuous-training"],
     params={
         "config": Param(
-            None,
-            type=["null", "string"],
-            title="Config file",
-            description="The use-case YAML: data, schema, slices, thresholds, training. "
-            "Empty: the project's configs/adult.yaml.",
+            DEFAULT_USE_CASE if DEFAULT_USE_CASE in USE_CASES or not USE_CASES else USE_CASES[0],
+            type="string",
+            enum=USE_CASES or [DEFAULT_USE_CASE],
+            title="Use case",
+            description="Which registered use case to train: a YAML file of the configs folder (data, schema, "
+            "slices, thresholds, training), by name. Runs started by new data use the data's own use case.",
+            section="Data",
         ),
         "date": Param(
             None,
             type=["null", "string"],
             format="date",
             title="Data date D",
-            description="Train on the window ending at this date. Empty: the run's logical date.",
+            description="Train on the window ending at this date (any date with data, also before this year). "
+            "Empty: the run's logical date, or the date of the data event that started it.",
+            section="Data",
         ),
         "window_days": Param(
             None,
             type=["null", "integer"],
             minimum=1,
             title="Training window (days)",
-            description="Empty: the config's data.window_days.",
+            description="How many daily partitions, ending at D, to train on. Empty: the config's data.window_days.",
+            section="Data",
         ),
         "force": Param(
             False,
             type="boolean",
             title="Force promotion",
-            description="Promote even if the gate holds the candidate (recorded as an override). "
-            "Failed validation still blocks.",
-            section="Advanced",
+            description="Promote even if the gate holds the candidate (recorded as an override with your user "
+            "name). Failed validation still blocks.",
+            section="Override",
         ),
         "force_reason": Param(
             None,
             type=["null", "string"],
             title="Why force",
             description="Recorded in the decision with your user name when you force a promotion.",
-            section="Advanced",
-        ),
-        "attempt": Param(
-            1,
-            type="integer",
-            minimum=1,
-            title="Attempt",
-            description="Set by automatic retraining; leave at 1.",
-            section="Advanced",
+            section="Override",
         ),
         "promote_in_backfill": Param(
             False,
@@ -119,19 +173,36 @@ def _run_context():
             "is set. (Any run keeps a live model trained on newer data unless forced.)",
             section="Advanced",
         ),
+        "trigger_reason": Param(
+            None,
+            type=["null", "string"],
+            title="Why this run",
+            description="What started the run, shown on its run card (set by retraining requests; a run "
+            "started by an asset event takes the event's reason).",
+            section="Advanced",
+        ),
+        "attempt": Param(
+            1,
+            type="integer",
+            minimum=1,
+            title="Attempt",
+            description="Set by automatic retraining (a new run for the same D with the next seed); leave at 1.",
+            section="Advanced",
+        ),
     },
 )
 def training_pipeline():
     @setup  # of the run card: a refused run gets none (see write_run_card)
     @task
     def check_params() -> None:
-        """Refuse undeclared conf keys and a missing or invalid config before any work starts."""
-        from pipelines.core.config import load_config
+        """Refuse undeclared conf keys, an unregistered use case, an invalid config or a window without data."""
         from pipelines.core.context import check_run_conf
+        from pipelines.core.usecases import check_window
 
         context = get_current_context()
         check_run_conf(context["dag_run"].conf or {}, context["dag"].params.keys())  # params also hold conf keys
-        load_config(context["params"]["config"])
+        ctx = _run_context()
+        check_window(ctx.config, ctx.ds, ctx.window)
 
     @task
     def ingest_window() -> str:
@@ -216,12 +287,19 @@ def training_pipeline():
         from airflow.sdk.exceptions import DagRunTriggerException
 
         context, ctx = get_current_context(), _run_context()
+        use_case = run_request(context)[0]  # a run started by a data event retrains the event's use case
         attempt = ctx.attempt + 1
         parent = hashlib.sha1(context["run_id"].encode()).hexdigest()[:8]
         raise DagRunTriggerException(
             trigger_dag_id=context["dag"].dag_id,
             dag_run_id=f"retrain__{ctx.ds}__attempt{attempt}__{parent}",
-            conf={**context["params"], "date": ctx.ds.isoformat(), "attempt": attempt},
+            conf={
+                **context["params"],
+                "config": use_case,
+                "date": ctx.ds.isoformat(),
+                "attempt": attempt,
+                "trigger_reason": f"the gate asked for a retrain of {ctx.ds} (attempt {attempt})",
+            },
             reset_dag_run=False,
             skip_when_already_exists=True,
             wait_for_completion=False,

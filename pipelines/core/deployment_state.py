@@ -1,4 +1,4 @@
-"""Deployment state: two slots (blue, green), which one is live, what each holds, and the history.
+"""Deployment state: two slots (blue, green), which one is live, what each holds, how traffic is split, and the history.
 
 It is read by nearly every stage (drift compares with the live model's training data, evaluation
 scores the live model, the gate records which version it compared with) and written only by the
@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ class EventKind(StrEnum):
 
     PROMOTE = "promote"
     ROLLBACK = "rollback"
+    REVERT = "revert"  # a delivery stopped before its switch: live unchanged, the standby slot restored
 
 
 class DeployError(PipelineError):
@@ -65,7 +67,11 @@ class SlotRecord:
 
 @dataclass(frozen=True)
 class Event:
-    """One switch of ``live``: which version went live, in which slot, from which slot."""
+    """One switch of ``live``: which version went live, in which slot, from which slot, who did it and why.
+
+    ``checks`` holds what the deployment controller measured before the switch (skew, shadow, canary),
+    or why it could not (no serving stack running).
+    """
 
     action: EventKind
     source: Slot | None
@@ -74,6 +80,9 @@ class Event:
     ds: str | None
     run_id: str
     at: str
+    by: str | None = None
+    reason: str | None = None
+    checks: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -92,7 +101,62 @@ class Event:
             ds=data.get("ds"),
             run_id=data["run_id"],
             at=data["at"],
+            by=data.get("by"),
+            reason=data.get("reason"),
+            checks=data.get("checks"),
         )
+
+
+@dataclass(frozen=True)
+class Routing:
+    """How the router splits traffic besides sending it to the live slot.
+
+    ``canary_weight`` of the requests go to the standby slot; with ``shadow`` every request is also
+    mirrored there (answers recorded, not returned). A delivery in progress sets them with a lease:
+    once ``lease_until`` has passed (the controller died), the router ignores both, so exactly one
+    version answers until the controller resumes or reverts. An operator's own setting has no lease.
+    """
+
+    canary_weight: float = 0.0
+    shadow: bool = False
+    lease_until: str | None = None
+
+    def effective(self, now: datetime | None = None) -> Routing:
+        """This routing, or plain live-only routing if its lease has expired."""
+        if self.lease_until and (now or datetime.now(UTC)) >= datetime.fromisoformat(self.lease_until):
+            return Routing()
+        return self
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A delivery in progress: ``version`` is in ``slot`` (the standby) and has not gone live yet.
+
+    ``previous`` is what the slot held before, put back if the delivery is reverted; ``phase`` is the
+    last step reached (staged, ready, skew, shadow, canary), so a restarted controller can resume or revert.
+    """
+
+    version: str
+    slot: Slot
+    phase: str
+    run_id: str
+    ds: str | None
+    started: str
+    owner: str
+    previous: SlotRecord | None = None
+    by: str | None = None
+    reason: str | None = None
+    checks: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {**asdict(self), "previous": asdict(self.previous) if self.previous else None}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Pending:
+        """Read back what ``to_dict`` wrote."""
+        previous = SlotRecord(**data["previous"]) if data.get("previous") else None
+        return cls(**{**data, "slot": Slot(data["slot"]), "previous": previous})
 
 
 @dataclass(frozen=True)
@@ -102,6 +166,8 @@ class DeploymentState:
     live: Slot | None = None
     slots: dict[Slot, SlotRecord | None] = field(default_factory=lambda: dict.fromkeys(Slot))
     history: tuple[Event, ...] = ()
+    routing: Routing = Routing()
+    pending: Pending | None = None
 
     @property
     def live_record(self) -> SlotRecord | None:
@@ -115,16 +181,28 @@ class DeploymentState:
         for event in self.history:
             if event.action is EventKind.PROMOTE:
                 stack.append(event.version)
-            elif stack:
+            elif event.action is EventKind.ROLLBACK and stack:
                 stack.pop()
         return stack
 
     def with_event(self, event: Event, slot_record: SlotRecord | None = None) -> DeploymentState:
-        """The state after ``event``: its target slot is live (holding ``slot_record`` if given)."""
+        """The state after ``event``: its target slot is live (holding ``slot_record`` if given).
+
+        The traffic split is reset and a delivery in progress ends: after a switch one version answers.
+        """
         slots = dict(self.slots)
         if slot_record is not None:
             slots[event.target] = slot_record
-        return replace(self, live=event.target, slots=slots, history=(*self.history, event))
+        return replace(
+            self, live=event.target, slots=slots, history=(*self.history, event), routing=Routing(), pending=None
+        )
+
+    def with_revert(self, event: Event) -> DeploymentState:
+        """The state after a delivery in progress is stopped: ``live`` as it was, the standby slot as before it."""
+        slots = dict(self.slots)
+        if self.pending:
+            slots[self.pending.slot] = self.pending.previous
+        return replace(self, slots=slots, history=(*self.history, event), routing=Routing(), pending=None)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -132,6 +210,8 @@ class DeploymentState:
             "live": self.live,
             "slots": {slot.value: asdict(r) if r else None for slot, r in self.slots.items()},
             "history": [e.to_dict() for e in self.history],
+            "routing": asdict(self.routing),
+            "pending": self.pending.to_dict() if self.pending else None,
         }
 
     @classmethod
@@ -141,7 +221,10 @@ class DeploymentState:
         live = Slot(data["live"]) if data.get("live") else None
         if live and slots[live] is None:
             raise ValueError(f"live slot {live} is empty")
-        return cls(live, slots, tuple(Event.from_dict(e) for e in data.get("history", [])))
+        history = tuple(Event.from_dict(e) for e in data.get("history", []))
+        routing = Routing(**data["routing"]) if data.get("routing") else Routing()
+        pending = Pending.from_dict(data["pending"]) if data.get("pending") else None
+        return cls(live, slots, history, routing, pending)
 
 
 def deployment_dir(config: Config) -> Path:

@@ -171,6 +171,11 @@ class EvaluationOutput(StageOutput):
         """The report, parsed."""
         return read_json(self.report_path)
 
+    @property
+    def scores_path(self) -> Path:
+        """The candidate's score per test row (column ``candidate``, in the order of the transform's test rows)."""
+        return self.path / "scores.parquet"
+
 
 @dataclass(frozen=True)
 class GateOutput(StageOutput):

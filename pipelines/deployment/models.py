@@ -59,6 +59,12 @@ def installed_record(config: Config, version: str) -> SlotRecord | None:
     return SlotRecord(**read_json(path))
 
 
+def kept(config: Config) -> list[str]:
+    """The complete version folders on disk, oldest name first."""
+    folder = models_dir(config)
+    return sorted(p.name for p in folder.iterdir() if (p / RECORD).exists()) if folder.exists() else []
+
+
 def kept_versions(state: DeploymentState, keep: int) -> set[str]:
     """The versions in a slot plus the last ``keep`` distinct versions that went live."""
     kept = {r.version for r in state.slots.values() if r}

@@ -1,35 +1,35 @@
-"""Promote: a blue-green switch to a candidate the gate passed, recorded in the deployment state.
+"""Promote: a blue-green switch to a candidate the gate passed, through the deployment controller.
 
 The candidate (SavedModel plus the raw training rows that become the drift reference) is copied into
-an immutable, content-addressed version folder and registered in MLflow, both outside the state lock;
-then, under the lock, the version is put into the slot that is not live and ``live`` switches to it
-with one atomic rename. The previous live slot is left as it was, so a rollback is one more switch.
+an immutable, content-addressed version folder and registered in MLflow, both outside the state lock,
+with the test rows and offline scores of its skew check. The controller (``controller.deliver``) puts it
+into the slot that is not live, checks it against the running servers, and switches ``live`` to it with
+one atomic rename. The previous live slot is left as it was, so a rollback is one more switch.
 Promoting the version that is already live changes nothing, so re-running D is safe.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from datetime import UTC, datetime
+
+import pandas as pd
 
 from pipelines.core.context import RunContext
-from pipelines.core.contracts import Action
+from pipelines.core.contracts import Action, StageName
 from pipelines.core.deployment_state import (
     DeployError,
     DeploymentState,
-    Event,
-    EventKind,
-    Slot,
     SlotRecord,
     read_state,
     state_lock,
     state_path,
-    write_state,
 )
-from pipelines.core.outputs import GateOutput, TrainOutput, TransformOutput, require
+from pipelines.core.outputs import EvaluationOutput, GateOutput, TrainOutput, TransformOutput, require
+from pipelines.deployment.controller import Canned, deliver, save_canned
 from pipelines.deployment.models import collect_garbage, install
 from pipelines.deployment.policy import switch_refusal
-from pipelines.deployment.registry import aliases, register, sync_aliases
+from pipelines.deployment.registry import register
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +53,13 @@ def check_promotable(state: DeploymentState, version: str, compared_with: str | 
 
 
 def promote_blue_green(ctx: RunContext, train_uri: str, transform_uri: str, decision_uri: str) -> str:
-    """Blue-green switch to the candidate of ``train_uri``; returns the state file's URI.
+    """Deliver the candidate of ``train_uri`` through the deployment controller; returns the state file's URI.
 
     Raises:
         DeployError: the decision is not PROMOTE, the switch policy refuses it (a backfill, or data older
             than the live model's; see ``policy``), or the live model has changed since the candidate
             was compared with it (runs overlapped); the state is left unchanged.
+        DeliveryFailed: a check against the running servers failed (skew, shadow, canary); reverted.
     """
     record = require(GateOutput(decision_uri)).record()
     if record.decision.action is not Action.PROMOTE:
@@ -86,21 +87,21 @@ def promote_blue_green(ctx: RunContext, train_uri: str, transform_uri: str, deci
         decision=record.decision.to_dict(),
     )
     installed = install(ctx.config, candidate, trained.model_dir, transformed.train_raw)
-    with state_lock(ctx.config):
-        state = read_state(ctx.config)
-        if not check_promotable(state, version, record.live_version):  # a run that overlapped got there first
-            collect_garbage(ctx.config, state)
-            return str(state_path(ctx.config))
-        installed = install(ctx.config, candidate, trained.model_dir, transformed.train_raw)  # if collected since
-        target = state.live.other if state.live else Slot.BLUE
-        event = Event(EventKind.PROMOTE, state.live, target, version, ctx.ds.isoformat(), ctx.run_id, _now())
-        new = state.with_event(event, installed)
-        write_state(ctx.config, new)
-        collect_garbage(ctx.config, new)
-    sync_aliases(ctx.config, aliases(read_state(ctx.config)))
-    log.info("promoted %s to %s (previous live: %s)", version, target, state.live)
+    canned = _canned(ctx, transformed)
+    if canned:
+        save_canned(ctx.config, version, canned)
+    why = record.decision.force_reason if record.decision.forced else "; ".join(record.decision.reasons[:3])
+    state = deliver(ctx.config, installed, record.live_version, run_id=ctx.run_id, by=ctx.operator, reason=why)
+    log.info("promoted %s to %s (previous live: %s)", version, state.live, before.live)
     return str(state_path(ctx.config))
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
+def _canned(ctx: RunContext, transformed: TransformOutput) -> Canned | None:
+    """The first ``deployment.skew_rows`` test rows and the candidate's offline scores for them, if evaluated."""
+    scores_path = EvaluationOutput(ctx.stage_dir(StageName.EVALUATE)).scores_path
+    n = ctx.config.deployment.skew_rows
+    if not n or not scores_path.exists():
+        return None
+    features = [f.name for f in ctx.config.data_schema.model_features]
+    rows = json.loads(pd.read_parquet(transformed.test_raw, columns=features).head(n).to_json(orient="records"))
+    return Canned(rows, pd.read_parquet(scores_path)["candidate"].head(n).tolist())

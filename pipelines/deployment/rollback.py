@@ -23,17 +23,24 @@ from pipelines.deployment.models import installed_record
 from pipelines.deployment.registry import aliases, sync_aliases
 
 
-def rollback(config: Config, run_id: str = "manual") -> tuple[DeploymentState, str]:
+def rollback(
+    config: Config, run_id: str = "manual", by: str | None = None, reason: str | None = None
+) -> tuple[DeploymentState, str]:
     """Switch live back to the version that was live before the current one.
 
     Returns:
         The new state and one line saying what was done.
 
     Raises:
-        DeployError: nothing is live, nothing older was live, or its model folder is gone.
+        DeployError: nothing is live, nothing older was live, its model folder is gone, or a delivery
+            is pending (abort it first).
     """
     with state_lock(config):
         state = read_state(config)
+        if state.pending:
+            raise DeployError(
+                f"a delivery of {state.pending.version} is pending: stop it first (`deploy abort`), then roll back"
+            )
         if not state.live_record:
             raise DeployError("nothing is live yet: no rollback possible")
         stack = state.live_stack
@@ -45,9 +52,8 @@ def rollback(config: Config, run_id: str = "manual") -> tuple[DeploymentState, s
         record = in_slot if in_slot and in_slot.version == version else installed_record(config, version)
         if record is None:
             raise DeployError(f"version {version} is no longer kept on disk: cannot roll back to it")
-        event = Event(
-            EventKind.ROLLBACK, state.live, standby, version, record.ds, run_id, datetime.now(UTC).isoformat()
-        )
+        at = datetime.now(UTC).isoformat()
+        event = Event(EventKind.ROLLBACK, state.live, standby, version, record.ds, run_id, at, by, reason)
         new = state.with_event(event, record)
         write_state(config, new)
     sync_aliases(config, aliases(new))

@@ -63,6 +63,9 @@ def evaluate_model(ctx: RunContext, transform_uri: str, train_uri: str) -> str:
     with ctx.open_stage(StageName.EVALUATE) as out:
         written = EvaluationOutput(out.path)
         write_json_atomic(written.report_path, report)
+        pd.DataFrame({"candidate": candidate}).to_parquet(
+            written.scores_path, index=False
+        )  # the skew check's yardstick
         mlflow_client, mlflow_run = client(ctx.config), trained.metadata()["mlflow_run_id"]
         for m in METRICS:
             for who, prefix in (("candidate", ""), ("live", "live_")):

@@ -3,10 +3,10 @@
 For each protected attribute (numeric ones binned by their ``slice_bins``) and each declared intersection,
 every group gets its size, selection rate, TPR, FPR, FNR, precision and ROC AUC. Point values come from
 Fairlearn's ``MetricFrame`` and its metrics; intervals from one bootstrap: a single resample index matrix
-(drawn in row blocks to bound memory; the same draws as ``metrics.assess`` with the same seed), turned into
-row multiplicities and reduced per group with array operations (``GroupLayout``), never a loop of
-MetricFrames. The per-group figures, the between-group gaps and the candidate-minus-live differences all
-come from the same resamples.
+over all rows (drawn in chunks of resamples to bound memory; the same draws as ``metrics.assess`` with the
+same seed), counted per (group, score) cell and reduced per group with array operations
+(``resampling.RankedGroups``, linear in the rows), never a loop of MetricFrames. The per-group figures,
+the between-group gaps and the candidate-minus-live differences all come from the same resamples.
 
 Between groups: demographic parity difference and ratio, equalized odds difference, and the largest
 TPR/FPR/FNR gaps with the two groups that make them, each with an interval, so the gate can act at the
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import warnings
 from collections import defaultdict
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -27,7 +26,8 @@ import numpy as np
 import pandas as pd
 
 from pipelines.core.config import Config
-from pipelines.evaluation.metrics import _clean, _interval, slice_keys
+from pipelines.evaluation.metrics import _clean, _interval, slice_codes
+from pipelines.evaluation.resampling import CELL_BUDGET, RankedGroups, Tallies, chunk_rows, draws, pack, unpack
 
 GROUP_METRICS = (
     "selection_rate",
@@ -50,74 +50,39 @@ LIMITS = {
     WORSENING: ("max_worsening_vs_live", True),
 }
 _EMPTY = pd.DataFrame(columns=["size", "positives", *GROUP_METRICS], dtype=float)
-BLOCK_CELLS = 2_000_000  # resamples x rows held at once: bounds memory at any test-set size
+BLOCK_CELLS = CELL_BUDGET  # resamples x rows drawn at once: bounds memory at any test-set size
 
 
-@dataclass(frozen=True)
-class GroupLayout:
-    """One scoring's rows sorted by (group, score), prepared once and reused for every block of resamples."""
+def group_rates(t: Tallies) -> dict[str, np.ndarray]:
+    """GROUP_METRICS from per-group tallies (any shape), NaN where undefined. ROC AUC is the Mann-Whitney
+    statistic: negatives scored below a positive count fully, tied ones half."""
+    n, n_pos = t.size.astype(float), t.positives.astype(float)
+    selected, tp = t.selected.astype(float), t.true_positives.astype(float)
+    n_neg = n - n_pos
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tpr = np.where(n_pos > 0, tp / n_pos, np.nan)
+        return {
+            "selection_rate": np.where(n > 0, selected / n, np.nan),
+            "true_positive_rate": tpr,
+            "false_positive_rate": np.where(n_neg > 0, (selected - tp) / n_neg, np.nan),
+            "false_negative_rate": 1.0 - tpr,
+            "precision": np.where(selected > 0, tp / selected, np.nan),
+            "roc_auc": np.where((n_pos > 0) & (n_neg > 0), t.wins2 / (2 * n_pos * n_neg), np.nan),
+        }
 
-    order: np.ndarray  # row numbers in (group, score) order
-    positive: np.ndarray  # label == 1, in that order
-    predicted: np.ndarray  # score >= threshold, in that order
-    starts: np.ndarray  # first position of each group
-    run_starts: np.ndarray  # first position of each run of equal (group, score)
-    first_run: np.ndarray  # each group's first run
 
-    @classmethod
-    def build(cls, codes: np.ndarray, y: np.ndarray, p: np.ndarray, threshold: float) -> GroupLayout:
-        """``codes`` numbers the groups 0..G-1, and each must occur."""
-        order = np.lexsort((p, codes))
-        c, ps = codes[order], p[order]
-        starts = np.flatnonzero(np.r_[True, c[1:] != c[:-1]])
-        run_starts = np.flatnonzero(np.r_[True, (c[1:] != c[:-1]) | (ps[1:] != ps[:-1])])
-        return cls(
-            order=order,
-            positive=y[order] == 1,
-            predicted=ps >= threshold,
-            starts=starts,
-            run_starts=run_starts,
-            first_run=np.searchsorted(run_starts, starts),
-        )
-
-    def metrics(self, weights: np.ndarray) -> dict[str, np.ndarray]:
-        """Each group's metrics under each row of ``weights`` (float row multiplicities, [resamples, rows]).
-
-        Returns arrays of shape [resamples, groups], NaN where undefined. ROC AUC is the weighted
-        Mann-Whitney statistic: negatives scored below a positive count fully, tied ones half.
-        """
-        w = np.take(weights, self.order, axis=1)
-        w_pos = w * self.positive
-        n = np.add.reduceat(w, self.starts, axis=1)
-        n_pos = np.add.reduceat(w_pos, self.starts, axis=1)
-        n_neg = n - n_pos
-        selected = np.add.reduceat(w * self.predicted, self.starts, axis=1)
-        tp = np.add.reduceat(w_pos * self.predicted, self.starts, axis=1)
-        if len(self.run_starts) < w.shape[1]:  # tied scores: weigh whole runs
-            pos_run = np.add.reduceat(w_pos, self.run_starts, axis=1)
-            neg_run = np.add.reduceat(w, self.run_starts, axis=1) - pos_run
-        else:
-            pos_run, neg_run = w_pos, w - w_pos
-        before = np.cumsum(neg_run, axis=1) - neg_run  # negatives in earlier runs, earlier groups included
-        wins = np.add.reduceat(pos_run * (before + 0.5 * neg_run), self.first_run, axis=1)
-        wins -= before[:, self.first_run] * n_pos  # less the earlier groups' negatives
-        with np.errstate(divide="ignore", invalid="ignore"):
-            tpr = np.where(n_pos > 0, tp / n_pos, np.nan)
-            return {
-                "selection_rate": np.where(n > 0, selected / n, np.nan),
-                "true_positive_rate": tpr,
-                "false_positive_rate": np.where(n_neg > 0, (selected - tp) / n_neg, np.nan),
-                "false_negative_rate": 1.0 - tpr,
-                "precision": np.where(selected > 0, tp / selected, np.nan),
-                "roc_auc": np.where((n_pos > 0) & (n_neg > 0), wins / (n_pos * n_neg), np.nan),
-            }
+def _groups(codes: np.ndarray) -> int:
+    return int(codes.max()) + 1 if len(codes) else 0
 
 
 def grouped_metrics(
     weights: np.ndarray, codes: np.ndarray, y: np.ndarray, p: np.ndarray, threshold: float
 ) -> dict[str, np.ndarray]:
-    """Each group's metrics under each row of ``weights``, shape [resamples, groups] (see ``GroupLayout``)."""
-    return GroupLayout.build(codes, y, p, threshold).metrics(np.asarray(weights, dtype=float))
+    """Each group's metrics under each row of ``weights`` (row multiplicities [resamples, rows]), shape
+    [resamples, groups]; ``codes`` numbers the groups 0..G-1."""
+    codes = np.asarray(codes)
+    layout = RankedGroups.build(codes, _groups(codes), y, p, threshold)
+    return group_rates(layout.tallies(layout.weigh(np.asarray(weights, dtype=float))))
 
 
 def bootstrap(
@@ -131,21 +96,24 @@ def bootstrap(
 ) -> dict[tuple[str, str], dict[str, np.ndarray]]:
     """Per-group metric samples [resamples, groups] for each (scoring, grouping), all on the same resamples.
 
-    The resample index matrix is ``default_rng(seed).integers(0, n, (resamples, n))``, drawn a block of rows
-    at a time (which yields the same matrix); each block becomes row multiplicities for every grouping.
+    The resample index matrix is ``default_rng(seed).integers(0, n, (resamples, n))``, drawn about
+    ``block_cells`` rows at a time (which yields the same matrix); each chunk is counted per cell of every
+    (scoring, grouping) layout.
     """
     n = len(y)
-    layouts = {(s, g): GroupLayout.build(codes[g], y, scores[s], threshold) for s in scores for g in codes}
-    rng = np.random.default_rng(seed)
-    block = max(1, block_cells // max(n, 1))
-    parts: dict[tuple[str, str], list[dict[str, np.ndarray]]] = defaultdict(list)
-    for start in range(0, resamples, block):
-        rows = min(block, resamples - start)
-        idx = rng.integers(0, n, size=(rows, n))
-        weights = np.stack([np.bincount(i, minlength=n) for i in idx]).astype(float)  # row by row: cache-sized
-        for key, layout in layouts.items():
-            parts[key].append(layout.metrics(weights))
-    return {key: {m: np.concatenate([b[m] for b in blocks]) for m in GROUP_METRICS} for key, blocks in parts.items()}
+    layouts = {
+        (s, g): RankedGroups.build(codes[g], _groups(codes[g]), y, scores[s], threshold) for s in scores for g in codes
+    }
+    keys = list(layouts)
+    pairs = [keys[i : i + 2] for i in range(0, len(keys), 2)]  # one random gather of the drawn rows per pair
+    packed = [pack([layouts[key] for key in pair]) for pair in pairs]
+    parts: dict[tuple[str, str], list[Tallies]] = defaultdict(list)
+    for idx in draws(n, resamples, seed, chunk_rows(n, block_cells)):
+        idx = idx.astype(np.intp)  # native indices gather fastest
+        for pair, cells in zip(pairs, packed, strict=True):
+            for key, drawn in zip(pair, unpack(cells[idx], len(pair)), strict=True):
+                parts[key].append(layouts[key].tallies(layouts[key].count(drawn)))
+    return {key: group_rates(Tallies.concatenate(chunks)) for key, chunks in parts.items()}
 
 
 def _roc_auc(y_true: np.ndarray, y_pred: np.ndarray, sample_weight: np.ndarray) -> float:
@@ -171,7 +139,7 @@ def cells(keys: pd.Series, y: np.ndarray, values: np.ndarray) -> pd.DataFrame:
     while ``MetricFrame``'s cost (it copies every value of every column through Python) stops growing with
     the rows.
     """
-    rows = pd.DataFrame({"group": keys.to_numpy(), "y": y, "value": values})
+    rows = pd.DataFrame({"group": keys.array, "y": y, "value": values})  # a categorical stays one: grouped by code
     return rows.groupby(["group", "y", "value"], observed=True, sort=False).size().reset_index(name="weight")
 
 
@@ -331,8 +299,8 @@ def audit(
     specs = {" x ".join(spec): spec for spec in [[a] for a in config.protected_attributes] + settings.intersections}
     keys, codes, frames = {}, {}, {}
     for name, spec in specs.items():
-        keys[name] = slice_keys(frame, spec, schema).reset_index(drop=True).rename(name)
-        groups, codes[name] = np.unique(keys[name].to_numpy(dtype=str), return_inverse=True)
+        codes[name], groups = slice_codes(frame, spec, schema)
+        keys[name] = pd.Series(pd.Categorical.from_codes(codes[name], categories=groups), name=name)
         frames[name] = metric_frame(y, p, keys[name], threshold).loc[groups] if len(y) else _EMPTY
     samples = bootstrap(y, scores, codes, threshold, policy.bootstrap_samples, seed) if len(y) else {}
 

@@ -4,23 +4,36 @@ Metrics (accuracy, precision, recall, F1, ROC AUC, confusion matrix) come with a
 confidence interval, and the candidate-minus-live difference comes from the SAME resamples (a paired
 bootstrap), which is what the gate decides on. Slices smaller than ``min_slice_size`` get point
 estimates only, marked insufficient.
+
+Each slice group is resampled on its own rows (group ``i`` of a slice, in name order, with seed ``i + 1``;
+the overall rows with seed 0): resample ``b`` of a group draws the rows
+``default_rng(seed).integers(0, n, (resamples, n))[b]`` of it. Those draws are counted, not gathered: the
+metrics of every group of a slice, under every resample, come from per-cell counts over rows sorted once
+(``resampling``), so a slice costs time linear in its rows and memory bounded by a chunk of resamples, and
+the figures equal those of sorting every resample (``batched_metrics``, kept as that direct reference).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from pipelines.core.config import METRICS, Config, GatePolicy, Schema
+from pipelines.core.config import METRICS, Config, Feature, GatePolicy, Schema
+from pipelines.evaluation.resampling import CELL_BUDGET, RankedGroups, Tallies, chunk_rows, draws, pack, unpack
 
 THRESHOLD = 0.5
 MISSING = "missing"
 
 
 def batched_metrics(y: np.ndarray, p: np.ndarray, threshold: float = THRESHOLD) -> dict[str, np.ndarray]:
-    """Metrics for each row of ``y``/``p`` (shape [batches, n]), positive at ``p >= threshold``; NaN where undefined."""
+    """Metrics for each row of ``y``/``p`` (shape [batches, n]), positive at ``p >= threshold``; NaN where undefined.
+
+    The direct computation (ranks every row); the evaluation counts instead (``rates`` of ``resampling``
+    tallies), which gives the same figures in linear time.
+    """
     from scipy.stats import rankdata
 
     pred = p >= threshold
@@ -41,14 +54,40 @@ def batched_metrics(y: np.ndarray, p: np.ndarray, threshold: float = THRESHOLD) 
     return {"accuracy": accuracy, "precision": precision, "recall": recall, "f1": f1, "roc_auc": auc}
 
 
+def rates(t: Tallies) -> dict[str, np.ndarray]:
+    """METRICS from per-group tallies (any shape), NaN where undefined; precision and F1 are 0 without any
+    predicted (or actual) positive, as scikit-learn's with ``zero_division=0``."""
+    n, n_pos = t.size.astype(float), t.positives.astype(float)
+    tp, selected = t.true_positives.astype(float), t.selected.astype(float)
+    n_neg, fp = n - n_pos, selected - tp
+    fn = n_pos - tp
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return {
+            "accuracy": np.where(n > 0, (tp + n_neg - fp) / n, np.nan),
+            "precision": np.where(selected > 0, tp / selected, 0.0),
+            "recall": np.where(n_pos > 0, tp / n_pos, np.nan),
+            "f1": np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0),
+            "roc_auc": np.where((n_pos > 0) & (n_neg > 0), t.wins2 / (2 * n_pos * n_neg), np.nan),
+        }
+
+
+def _summary(t: Tallies, values: dict[str, np.ndarray], g: int) -> dict[str, Any]:
+    """Group ``g``'s point metrics and confusion matrix ``[[tn, fp], [fn, tp]]`` from point tallies [1, groups]."""
+    n, pos, sel, tp = (int(a[0, g]) for a in (t.size, t.positives, t.selected, t.true_positives))
+    fp = sel - tp
+    return {
+        **{m: _clean(values[m][0, g]) for m in METRICS},
+        "confusion_matrix": [[n - pos - fp, fp], [pos - tp, tp]],
+        "n": n,
+        "positives": pos,
+    }
+
+
 def classification_metrics(y: np.ndarray, p: np.ndarray, threshold: float = THRESHOLD) -> dict[str, Any]:
     """Point metrics and confusion matrix ``[[tn, fp], [fn, tp]]`` at ``threshold``."""
     y, p = np.asarray(y, dtype=int), np.asarray(p, dtype=float)
-    values = {k: _clean(v[0]) for k, v in batched_metrics(y[None, :], p[None, :], threshold).items()}
-    pred = p >= threshold
-    tn, fp = int(np.sum(~pred & (y == 0))), int(np.sum(pred & (y == 0)))
-    fn, tp = int(np.sum(~pred & (y == 1))), int(np.sum(pred & (y == 1)))
-    return {**values, "confusion_matrix": [[tn, fp], [fn, tp]], "n": int(len(y)), "positives": int(y.sum())}
+    point = RankedGroups.build(np.zeros(len(y), dtype=np.int64), 1, y, p, threshold).point()
+    return _summary(point, rates(point), 0)
 
 
 def _clean(value: float) -> float | None:
@@ -85,57 +124,134 @@ def assess(
     trails live by more than ``margin`` (default ``policy.max_regression``), the bootstrap p-value
     the gate corrects across slices.
     """
-    y = np.asarray(y, dtype=int)
-    result: dict[str, Any] = {"candidate": classification_metrics(y, candidate, thresholds[0])}
+    codes = np.zeros(len(y), dtype=np.int64)
+    return assess_groups(y, candidate, live, codes, 1, policy, [seed], min_rows, margin, thresholds)[0]
+
+
+def assess_groups(
+    y: np.ndarray,
+    candidate: np.ndarray,
+    live: np.ndarray | None,
+    codes: np.ndarray,
+    groups: int,
+    policy: GatePolicy,
+    seeds: Sequence[int],
+    min_rows: int = 1,
+    margin: float | None = None,
+    thresholds: tuple[float, float] = (THRESHOLD, THRESHOLD),
+    budget: int = CELL_BUDGET,
+) -> list[dict[str, Any]]:
+    """``assess`` of every group at once: group ``g`` (the rows where ``codes == g``) on its own, seed ``seeds[g]``.
+
+    Equal to calling ``assess`` on each group's rows, in time linear in the rows and with about ``budget``
+    drawn rows in memory at a time (see the module docstring).
+    """
+    y, codes = np.asarray(y, dtype=int), np.asarray(codes, dtype=np.int64)
+    scored = {"candidate": (candidate, thresholds[0])}
     if live is not None:
-        result["live"] = classification_metrics(y, live, thresholds[1])
-    if len(y) < max(min_rows, 1):
-        result["sufficient"] = False
-        return result
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(y), size=(policy.bootstrap_samples, len(y)))
-    boot_c = batched_metrics(y[idx], np.asarray(candidate)[idx], thresholds[0])
-    result["sufficient"] = True
-    result["candidate"]["ci"] = {m: _interval(boot_c[m], policy.confidence) for m in METRICS}
-    if live is not None:
-        boot_l = batched_metrics(y[idx], np.asarray(live)[idx], thresholds[1])
-        result["live"]["ci"] = {m: _interval(boot_l[m], policy.confidence) for m in METRICS}
-        margin = policy.max_regression if margin is None else margin
-        result["difference"] = {
-            m: {
-                "point": _diff(result["candidate"][m], result["live"][m]),
-                "ci": _interval(boot_c[m] - boot_l[m], policy.confidence),
-                "below_margin": _share_below(boot_c[m] - boot_l[m], -margin),
-                "margin": margin,
+        scored["live"] = (live, thresholds[1])
+    layouts = {s: RankedGroups.build(codes, groups, y, p, cut) for s, (p, cut) in scored.items()}
+    points = {s: layout.point() for s, layout in layouts.items()}
+    values = {s: rates(point) for s, point in points.items()}
+    sizes = np.bincount(codes, minlength=groups)
+    enough = [g for g in range(groups) if sizes[g] >= max(min_rows, 1)]
+    samples = _resampled(layouts, codes, sizes, enough, seeds, policy.bootstrap_samples, budget) if enough else {}
+    margin = policy.max_regression if margin is None else margin
+    results = []
+    for g in range(groups):
+        result: dict[str, Any] = {s: _summary(points[s], values[s], g) for s in scored}
+        if g not in samples.get("candidate", {}):
+            result["sufficient"] = False
+            results.append(result)
+            continue
+        result["sufficient"] = True
+        boot = {s: samples[s][g] for s in scored}
+        for s in scored:
+            result[s]["ci"] = {m: _interval(boot[s][m], policy.confidence) for m in METRICS}
+        if live is not None:
+            result["difference"] = {
+                m: {
+                    "point": _diff(result["candidate"][m], result["live"][m]),
+                    "ci": _interval(boot["candidate"][m] - boot["live"][m], policy.confidence),
+                    "below_margin": _share_below(boot["candidate"][m] - boot["live"][m], -margin),
+                    "margin": margin,
+                }
+                for m in METRICS
             }
-            for m in METRICS
-        }
-    return result
+        results.append(result)
+    return results
+
+
+def _resampled(
+    layouts: dict[str, RankedGroups],
+    codes: np.ndarray,
+    sizes: np.ndarray,
+    enough: list[int],
+    seeds: Sequence[int],
+    resamples: int,
+    budget: int,
+) -> dict[str, dict[int, dict[str, np.ndarray]]]:
+    """Metric samples [resamples] per scoring, group (those in ``enough``) and metric, each group resampled
+    within itself; all scorings on the same draws (paired)."""
+    members = np.split(np.argsort(codes, kind="stable"), np.cumsum(sizes)[:-1])  # each group's rows, in order
+    names = list(layouts)
+    packed = pack([layouts[s] for s in names])  # one random gather per drawn row serves both scorings
+    own = [packed[members[g]] for g in enough]  # each group's, so that its draws pick from a small array
+    chunk = chunk_rows(int(sizes[enough].sum()), budget)
+    streams = [draws(int(sizes[g]), resamples, seeds[g], chunk) for g in enough]
+    parts: dict[str, list[Tallies]] = {s: [] for s in layouts}
+    for _ in range(0, resamples, chunk):
+        # Native (intp) indices gather fastest.
+        drawn = np.concatenate([cells[next(rows).astype(np.intp)] for cells, rows in zip(own, streams, strict=True)], 1)
+        for s, cells in zip(names, unpack(drawn, len(names)), strict=True):
+            parts[s].append(layouts[s].tallies(layouts[s].count(cells)))
+    out: dict[str, dict[int, dict[str, np.ndarray]]] = {}
+    for s, chunks in parts.items():
+        values = rates(Tallies.concatenate(chunks))
+        out[s] = {g: {m: values[m][:, g] for m in METRICS} for g in enough}
+    return out
 
 
 def _diff(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else round(a - b, 6)
 
 
+def _feature_codes(column: pd.Series, feature: Feature) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's value number for one slice feature and the values' labels (``name=value``)."""
+    name = feature.name
+    if feature.kind == "numeric":
+        edges = feature.slice_bins or []
+        labels = [f"<{edges[0]:g}"] + [f"{a:g}-{b:g}" for a, b in zip(edges, edges[1:], strict=False)]
+        labels.append(f">={edges[-1]:g}")
+        values = column.to_numpy(dtype=float)
+        codes = np.searchsorted(edges, values, side="right")
+        codes[np.isnan(values)] = len(labels)
+    else:
+        codes, uniques = pd.factorize(column, use_na_sentinel=True)
+        labels = [str(v) for v in uniques]
+        codes = np.where(codes < 0, len(labels), codes)
+    return codes.astype(np.int64), np.array([f"{name}={v}" for v in [*labels, MISSING]], dtype=object)
+
+
+def slice_codes(df: pd.DataFrame, features: list[str], schema: Schema) -> tuple[np.ndarray, list[str]]:
+    """Each row's group number within a slice and the groups' names in sorted order (see ``slice_keys``).
+
+    Built from per-feature codes (hashing, not string operations per row): linear in the rows.
+    """
+    key = np.zeros(len(df), dtype=np.int64)
+    names = np.array([""], dtype=object)
+    for i, name in enumerate(features):
+        codes, labels = _feature_codes(df[name], schema.feature(name))
+        key, combos = pd.factorize(key * len(labels) + codes)
+        names = (names[combos // len(labels)] + (", " if i else "")) + labels[combos % len(labels)]
+    groups, renumber = np.unique(names.astype(str), return_inverse=True)  # equal names (e.g. 1 and "1") merge
+    return renumber.reshape(-1)[key].astype(np.int64), groups.tolist()
+
+
 def slice_keys(df: pd.DataFrame, features: list[str], schema: Schema) -> pd.Series:
     """Each row's group within a slice, e.g. ``sex=Female, race=Black``; numerics by ``slice_bins``."""
-    parts = []
-    for name in features:
-        feature = schema.feature(name)
-        if feature.kind == "numeric":
-            edges = feature.slice_bins or []
-            labels = [f"<{edges[0]:g}"] + [f"{a:g}-{b:g}" for a, b in zip(edges, edges[1:], strict=False)]
-            labels.append(f">={edges[-1]:g}")
-            codes = np.searchsorted(edges, df[name].to_numpy(dtype=float), side="right")
-            values = pd.Series(np.array(labels, dtype=object)[codes], index=df.index)
-            values[df[name].isna()] = MISSING
-        else:
-            values = df[name].astype(object).where(df[name].notna(), MISSING)
-        parts.append(f"{name}=" + values.astype(str))
-    key = parts[0]
-    for part in parts[1:]:
-        key = key + ", " + part
-    return key
+    codes, groups = slice_codes(df, features, schema)
+    return pd.Series(np.array(groups, dtype=object)[codes], index=df.index, dtype=object)
 
 
 def on_threshold(p: np.ndarray, own: float, target: float) -> np.ndarray:
@@ -176,21 +292,18 @@ def evaluate_frame(
         "decision_thresholds": {"candidate": thresholds[0], "live": thresholds[1] if live is not None else None},
     }
     for features in config.slices:
-        name = " x ".join(features)
-        keys = slice_keys(test, features, schema)
-        groups = {}
-        for i, group in enumerate(sorted(keys.unique())):
-            mask = (keys == group).to_numpy()
-            live_part = None if live is None else live[mask]
-            groups[group] = assess(
-                y[mask],
-                candidate[mask],
-                live_part,
-                policy,
-                i + 1,
-                policy.min_slice_size,
-                policy.max_slice_regression,
-                thresholds,
-            )
-        report["slices"][name] = groups
+        codes, groups = slice_codes(test, features, schema)
+        results = assess_groups(
+            y,
+            candidate,
+            live,
+            codes,
+            len(groups),
+            policy,
+            range(1, len(groups) + 1),
+            policy.min_slice_size,
+            policy.max_slice_regression,
+            thresholds,
+        )
+        report["slices"][" x ".join(features)] = dict(zip(groups, results, strict=True))
     return report

@@ -19,7 +19,7 @@ import pandas as pd
 
 from pipelines.core.config import Config, Schema
 from pipelines.core.rules import Condition
-from pipelines.evaluation.metrics import THRESHOLD, slice_keys
+from pipelines.evaluation.metrics import THRESHOLD, slice_codes
 
 HLP = "hlp"
 _COMPARE: dict[str, Callable[[Any, Any], Any]] = {
@@ -62,9 +62,9 @@ def tag_masks(frame: pd.DataFrame, config: Config) -> Iterator[TagMask]:
     """Every slice value of ``config.slices`` (those present in ``frame``), then every rule tag."""
     schema = config.data_schema
     for features in config.slices:
-        keys = slice_keys(frame, features, schema).to_numpy()
-        for value in sorted(set(keys)):
-            yield TagMask(value, "slice", " x ".join(features), keys == value)
+        codes, groups = slice_codes(frame, features, schema)
+        for i, value in enumerate(groups):
+            yield TagMask(value, "slice", " x ".join(features), codes == i)
     for tag in config.tags:
         yield TagMask(tag.name, "rule", tag.rule, rule_mask(frame, tag.conditions, schema), tag.hlp_error_rate)
 

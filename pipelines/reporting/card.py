@@ -187,6 +187,7 @@ def _data(config: Config, root: Path, stages: dict[str, Any], stop: dict[str, An
         "config_hash_now": config.fingerprint,
         "code_version": sorted({m["code_version"] for m in recorded if m.get("code_version")}),
         "run_id": sorted({m["run_id"] for m in recorded if m.get("run_id")}),
+        "trigger": next((m["trigger"] for m in recorded if m.get("trigger")), None),
         "stages": {stage: _lineage(meta) for stage, meta in stages.items()},
     }
     ingest = stages.get(StageName.INGEST)
@@ -699,6 +700,7 @@ def _data_html(data: dict[str, Any]) -> str:
         ("config", escape(f"{data['config_name']}, hash {hashes}{changed}")),
         ("code version", escape(", ".join(data["code_version"]) or "–")),
         ("run id", escape(", ".join(data["run_id"]) or "–")),
+        ("started by", escape(data.get("trigger") or "–")),
     ]
     if data.get("available"):
         share = data.get("positive_share")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -56,3 +57,36 @@ def send(ctx: RunContext, url: str, rows: int, batch: int = 1) -> list[tuple[dic
             body = {"instances": records[i : i + batch]}
             exchanges.append((body, client.post(path, json=body)))
     return exchanges
+
+
+def replay(
+    url: str,
+    model: str,
+    frame: pd.DataFrame,
+    features: list[str],
+    label: str | None = None,
+    prefix: str = "replay",
+    stop: Callable[[], bool] | None = None,
+) -> dict[str, int]:
+    """Send each row of ``frame`` as one request (its ``X-Request-ID`` is ``prefix-i``), then, if ``label``
+    names the label column, post every row's true label to ``/feedback`` (labels arrive after the answers).
+
+    Returns:
+        Counts: rows sent, answers by status class, labels recorded.
+    """
+    rows = json.loads(frame[features].to_json(orient="records"))
+    counts = {"sent": 0, "ok": 0, "failed": 0, "labels": 0}
+    with httpx.Client(base_url=url.rstrip("/"), timeout=30) as client:
+        for i, row in enumerate(rows):
+            if stop and stop():
+                break
+            answer = client.post(
+                f"/v1/models/{model}:predict", json={"instances": [row]}, headers={"X-Request-ID": f"{prefix}-{i}"}
+            )
+            counts["sent"] += 1
+            counts["ok" if answer.status_code == 200 else "failed"] += 1
+        if label:
+            for i, value in enumerate(frame[label].head(counts["sent"]).tolist()):
+                response = client.post("/feedback", json={"request_id": f"{prefix}-{i}", "row": 0, "label": value})
+                counts["labels"] += response.status_code == 202
+    return counts

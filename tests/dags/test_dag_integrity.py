@@ -43,7 +43,7 @@ def dagbag():
 
 
 def test_dag_files_exist():
-    assert [p.name for p in DAG_FILES] == ["training_pipeline.py"]
+    assert [p.name for p in DAG_FILES] == ["deployment.py", "ingestion.py", "monitoring.py", "training_pipeline.py"]
 
 
 def test_dagbag_has_no_import_errors(dagbag):
@@ -89,25 +89,108 @@ def test_training_pipeline_wiring_matches_the_stage_table(dagbag):
 
 
 def test_training_pipeline_schedule_params_and_docs(dagbag):
+    from pipelines.core.usecases import registered
+
     dag = dagbag.dags["training_pipeline"]
-    assert dag.catchup is False
-    assert dag.max_active_runs == 1
-    # Interval semantics: the run for day D covers [D, D+1) and starts when D is over.
-    assert type(dag.timetable).__name__ == "CronDataIntervalTimetable"
-    assert dag.timetable.expression in ("@daily", "0 0 * * *")
+    assert dag.catchup is False and dag.max_active_runs == 1
+    # No start_date: a data date long past (2014) runs its tasks instead of silently none.
+    assert dag.start_date is None and all(t.start_date is None for t in dag.tasks)
+    # New data (an event on any use case's asset) or the daily timetable; interval semantics: the time-based
+    # run for day D covers [D, D+1) and starts when D is over.
+    assert type(dag.timetable).__name__ == "AssetOrTimeSchedule"
+    assert type(dag.timetable.timetable).__name__ == "CronDataIntervalTimetable"
+    assert dag.timetable.timetable.expression in ("@daily", "0 0 * * *")
+    assert type(dag.timetable.asset_condition).__name__ == "AssetAny"
+    assert [a.uri for a in dag.timetable.asset_condition.objects] == ["ct://adult/raw", "ct://retrain/"]
     params = dag.params.dump()
     assert params["window_days"] is None and params["force"] is False and params["attempt"] == 1
-    assert params["config"] is None  # the library's default config
-    advanced = [n for n in params if dag.params.get_param(n).schema.get("section") == "Advanced"]
-    assert advanced == ["force", "force_reason", "attempt", "promote_in_backfill"]
-    assert params["promote_in_backfill"] is False and params["force_reason"] is None
+    assert params["promote_in_backfill"] is False and params["force_reason"] is None and params["date"] is None
+    # The use case is a choice among the registered configs (by name), as the library lists them.
+    config = dag.params.get_param("config").schema
+    assert params["config"] == "adult" and config["enum"] == registered() == ["adult"]
+    sections = {}
+    for name in params:
+        param = dag.params.get_param(name)
+        schema = param.schema
+        assert param.description and schema.get("title"), f"{name}: the form shows a title and a description"
+        sections.setdefault(schema["section"], []).append(name)
+    assert sections == {
+        "Data": ["config", "date", "window_days"],
+        "Override": ["force", "force_reason"],
+        "Advanced": ["promote_in_backfill", "trigger_reason", "attempt"],
+    }
     module_doc = (REPO / "dags" / "training_pipeline.py").read_text().split('"""')[1]
+    assert dag.doc_md.strip() == module_doc.strip()
+
+
+@pytest.mark.parametrize("dag_id", ["training_pipeline", "ingestion"])
+def test_every_task_alerts_on_failure(dagbag, dag_id):
+    from dags._common import RunAlert
+
+    for task in dagbag.dags[dag_id].tasks:
+        assert [type(c) for c in task.on_failure_callback] == [RunAlert], task.task_id
+
+
+def test_the_choice_of_use_cases_is_the_configs_folder_by_name_as_the_library_lists_it(tmp_path, monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+
+    from pipelines.core.usecases import registered
+
+    for name in ["loans.yaml", "adult.yaml", "adult.expectations.yaml", "bad name.yaml", "notes.txt"]:
+        (tmp_path / name).write_text("name: x\n")
+    (tmp_path / "old.yaml").mkdir()
+    monkeypatch.setenv("CT_CONFIGS_DIR", str(tmp_path))
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    assert bag.import_errors == {}
+    assert bag.dags["training_pipeline"].params.get_param("config").schema["enum"] == ["adult", "loans"]
+    assert registered() == ["adult", "loans"]
+    assets = bag.dags["training_pipeline"].timetable.asset_condition.objects
+    assert [a.uri for a in assets] == ["ct://adult/raw", "ct://loans/raw", "ct://retrain/"]
+    ingestion = bag.dags["ingestion"]
+    assert sorted(t.task_id for t in ingestion.tasks) == ["announce_adult", "announce_loans"]
+    for task in ingestion.tasks:
+        assert [a.uri for a in task.outlets] == [a.uri for a in task.inlets] == [f"ct://{task.task_id[9:]}/raw"]
+
+
+def test_the_run_deadline_is_opt_in_and_its_interval_comes_from_the_environment(monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+
+    assert DagBag(dag_folder=str(REPO / "dags")).dags["training_pipeline"].deadline is None
+    monkeypatch.setenv("CT_RUN_DEADLINE_MINUTES", "45")
+    (alert,) = DagBag(dag_folder=str(REPO / "dags")).dags["training_pipeline"].deadline
+    assert alert.interval.total_seconds() == 45 * 60
+    assert type(alert.reference).__name__ == "DagRunQueuedAtDeadline"
+    assert alert.callback.path == "dags._common.RunAlert", "importable by the triggerer (no DAGs folder on its path)"
+    monkeypatch.setenv("CT_RUN_DEADLINE_MINUTES", "soon")
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    assert (
+        "CT_RUN_DEADLINE_MINUTES='soon': expected whole minutes"
+        in bag.import_errors[str(REPO / "dags" / "training_pipeline.py")]
+    )
+
+
+def test_ingestion_schedule_and_docs(dagbag):
+    dag = dagbag.dags["ingestion"]
+    assert dag.start_date is None and dag.catchup is False and dag.max_active_runs == 1
+    assert type(dag.timetable).__name__ == "CronTriggerTimetable"
+    assert dag.timetable.expression in ("@hourly", "0 * * * *")
+    assert [t.task_id for t in dag.tasks] == ["announce_adult"]
+    module_doc = (REPO / "dags" / "ingestion.py").read_text().split('"""')[1]
     assert dag.doc_md.strip() == module_doc.strip()
 
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("window_days", 0), ("attempt", "two"), ("date", "2026-13-45"), ("date", "yesterday"), ("force", "yes")],
+    [
+        ("window_days", 0),
+        ("attempt", "two"),
+        ("date", "2026-13-45"),
+        ("date", "yesterday"),
+        ("force", "yes"),
+        ("config", "configs/adult.yaml"),
+        ("config", "/tmp/mine.yaml"),
+        ("config", "loans"),
+    ],
 )
 def test_params_reject_bad_values(dagbag, name, value):
     from airflow.sdk.exceptions import ParamValidationError

@@ -1,4 +1,7 @@
-"""The whole training DAG through `dag.test()` on a few days of real Adult data in tmp_path."""
+"""The whole training DAG through `dag.test()` on a few days of real Adult data in tmp_path.
+
+Each test registers its config as the use case `case` in a tmp configs folder, then parses the DAG.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +9,9 @@ import json
 from datetime import date
 from pathlib import Path
 
-import pendulum
 import pytest
-from conftest import REPO, SMALL, write_config
+from conftest import SMALL, write_config
+from dag_runs import parse, register
 
 from pipelines.core import artifacts
 from pipelines.core.config import load_config
@@ -20,20 +23,25 @@ D1, D2, D3 = date(2026, 1, 3), date(2026, 1, 4), date(2026, 1, 5)
 STAGES = ["ingest", "drift", "validate", "transform", "train", "evaluate", "gate"]
 
 
-@pytest.fixture(scope="module")
-def dag(airflow_db):
-    from airflow.dag_processing.dagbag import DagBag
-
-    return DagBag(dag_folder=str(REPO / "dags")).dags["training_pipeline"]
+CASE = "case"
 
 
-def run(dag, config_path: Path, ds: date, **conf):
-    dagrun = dag.test(
-        logical_date=pendulum.datetime(ds.year, ds.month, ds.day, tz="UTC"),
-        run_conf={"config": str(config_path), **conf},
-    )
-    states = {ti.task_id: ti.state for ti in dagrun.get_task_instances()}
-    return dagrun, states
+@pytest.fixture
+def training_dag(airflow_db, tmp_path, monkeypatch):
+    """Registers a config as the use case `case` and parses the training DAG with it."""
+
+    def make(config_path: Path, *others: str):
+        for name in (CASE, *others):
+            register(tmp_path / "configs", name, config_path)
+        return parse(monkeypatch, tmp_path / "configs")
+
+    return make
+
+
+def run(dag, ds: date, **conf):
+    import dag_runs
+
+    return dag_runs.run(dag, ds, **{"config": CASE, **conf})
 
 
 def report(config, ds: date, stage: str, name: str) -> dict:
@@ -48,13 +56,16 @@ def fingerprints(config, ds: date) -> dict[str, str]:
     return {stage: record["fingerprint"] for stage, record in stage_meta(config, ds).items()}
 
 
-def test_first_run_promotes_to_blue_second_is_gated_against_it_and_reruns_are_identical(dag, tmp_path, adult_frame):
+def test_first_run_promotes_to_blue_second_is_gated_against_it_and_reruns_are_identical(
+    training_dag, tmp_path, adult_frame
+):
     config_path = write_config(tmp_path, SMALL)
+    dag = training_dag(config_path)
     config = load_config(config_path)
     write_partitions(adult_frame, config, date(2026, 1, 1), rows_per_day=800, days=5)
 
     # D1: nothing is live yet, so no drift reference, and the candidate becomes blue.
-    dagrun, states = run(dag, config_path, D1)
+    dagrun, states = run(dag, D1)
     assert dagrun.state == "success", states
     assert states["promote_blue_green"] == "success"
     assert states["hold_candidate"] == states["trigger_retrain"] == "skipped"
@@ -98,21 +109,21 @@ def test_first_run_promotes_to_blue_second_is_gated_against_it_and_reruns_are_id
 
     # Re-running D1: the same inputs give the same model, so the promotion is a no-op ("already live").
     first = fingerprints(config, D1)
-    rerun, _ = run(dag, config_path, D1)
+    rerun, _ = run(dag, D1)
     assert rerun.state == "success"
     again = fingerprints(config, D1)
     for stage in ("ingest", "validate", "transform", "train"):
         assert again[stage] == first[stage], f"{stage} changed on a re-run with the same inputs"
     assert read_state(config) == state, "re-promoting the live version changes nothing"
     # Now the live model (an input of drift, evaluate and gate) is D1's own: one more re-run is identical everywhere.
-    rerun2, _ = run(dag, config_path, D1)
+    rerun2, _ = run(dag, D1)
     assert rerun2.state == "success"
     assert fingerprints(config, D1) == again
     assert read_state(config) == state
     assert not list(artifacts.run_dir(config.artifact_root, D1).glob(".*.tmp")), "no temporary folders left"
 
     # D2: drift is measured against blue's training rows, and the candidate is gated against blue.
-    dagrun2, states2 = run(dag, config_path, D2)
+    dagrun2, states2 = run(dag, D2)
     assert dagrun2.state == "success", states2
     run2 = artifacts.run_dir(config.artifact_root, D2)
     drift = json.loads((run2 / "drift" / "drift.json").read_text())
@@ -135,8 +146,9 @@ def test_first_run_promotes_to_blue_second_is_gated_against_it_and_reruns_are_id
     assert stage_meta(config, D2)["ingest"]["run_id"] == dagrun2.run_id
 
 
-def test_failed_validation_blocks_the_run_and_keeps_the_live_model(dag, tmp_path, adult_frame):
+def test_failed_validation_blocks_the_run_and_keeps_the_live_model(training_dag, tmp_path, adult_frame):
     config_path = write_config(tmp_path, SMALL)
+    dag = training_dag(config_path)
     config = load_config(config_path)
     # D3's partition is shifted far out of the declared age range (17..90).
     write_partitions(adult_frame, config, date(2026, 1, 1), rows_per_day=800, days=5)
@@ -148,7 +160,7 @@ def test_failed_validation_blocks_the_run_and_keeps_the_live_model(dag, tmp_path
         row[header.index("age")] = str(float(row[header.index("age")]) + 100)
     partition.write_text("\n".join([lines[0], *(",".join(r) for r in rows)]) + "\n")
 
-    dagrun, states = run(dag, config_path, D3)
+    dagrun, states = run(dag, D3)
     assert dagrun.state == "failed"
     assert states["ingest_window"] == "success" and states["validate_snapshot"] == "failed"
     assert states["transform_features"] == states["promote_blue_green"] == "upstream_failed"
@@ -160,7 +172,7 @@ def test_failed_validation_blocks_the_run_and_keeps_the_live_model(dag, tmp_path
     assert read_state(config).live is None
 
 
-def test_failed_candidate_triggers_a_bounded_retrain(dag, tmp_path, adult_frame):
+def test_failed_candidate_triggers_a_bounded_retrain(training_dag, tmp_path, adult_frame):
     # Floors no model can reach: attempt 1 must ask for a retrain, as a new run for the same D.
     overrides = {
         **SMALL,
@@ -170,10 +182,11 @@ def test_failed_candidate_triggers_a_bounded_retrain(dag, tmp_path, adult_frame)
         },
     }
     config_path = write_config(tmp_path, overrides)
+    dag = training_dag(config_path)
     config = load_config(config_path)
     write_partitions(adult_frame, config, date(2026, 1, 1), rows_per_day=800, days=3)
 
-    dagrun, states = run(dag, config_path, D1)
+    dagrun, states = run(dag, D1)
     assert dagrun.state == "success"
     assert states["trigger_retrain"] == "success" and states["promote_blue_green"] == "skipped"
     decision = report(config, D1, "gate", "decision.json")
@@ -183,10 +196,10 @@ def test_failed_candidate_triggers_a_bounded_retrain(dag, tmp_path, adult_frame)
 
     triggered = [r for r in DagRun.find(dag_id="training_pipeline") if (r.conf or {}).get("attempt") == 2]
     assert len(triggered) == 1
-    assert triggered[0].conf["date"] == D1.isoformat() and triggered[0].conf["config"] == str(config_path)
+    assert triggered[0].conf["date"] == D1.isoformat() and triggered[0].conf["config"] == CASE
 
     # The retrain run itself (attempt 2) is the last allowed one: it holds instead of looping.
-    retrain, states2 = run(dag, config_path, date(2026, 1, 9), **{"date": D1.isoformat(), "attempt": 2})
+    retrain, states2 = run(dag, date(2026, 1, 9), **{"date": D1.isoformat(), "attempt": 2})
     assert retrain.state == "success" and states2["hold_candidate"] == "success"
     decision2 = report(config, D1, "gate", "decision.json")
     assert decision2["action"] == "HOLD" and decision2["attempt"] == 2
@@ -195,7 +208,7 @@ def test_failed_candidate_triggers_a_bounded_retrain(dag, tmp_path, adult_frame)
 
     # An operator can override the gate from the Params form; the override is recorded.
     options = {"date": D1.isoformat(), "attempt": 2, "force": True, "force_reason": "INC-7 hotfix"}
-    forced, states3 = run(dag, config_path, date(2026, 1, 10), **options)
+    forced, states3 = run(dag, date(2026, 1, 10), **options)
     assert forced.state == "success" and states3["promote_blue_green"] == "success"
     decision3 = report(config, D1, "gate", "decision.json")
     assert decision3["action"] == "PROMOTE" and decision3["forced"] is True
@@ -205,13 +218,25 @@ def test_failed_candidate_triggers_a_bounded_retrain(dag, tmp_path, adult_frame)
     assert read_state(config).slots[Slot.BLUE].decision["forced"] is True
 
 
-def test_a_run_with_an_undeclared_option_or_a_missing_config_is_refused_before_any_work(dag, tmp_path):
-    config_path = write_config(tmp_path, SMALL)  # a valid config: only the typo is wrong
-    dagrun, states = run(dag, config_path, D1, windw_days=3)
+def test_a_run_with_an_undeclared_option_or_an_unregistered_use_case_is_refused_before_any_work(training_dag, tmp_path):
+    from airflow.sdk.exceptions import ParamValidationError
+
+    config_path = write_config(tmp_path, SMALL)  # a valid config: only the request is wrong
+    dag = training_dag(config_path, "retired")
+    assert dag.params.get_param("config").schema["enum"] == [CASE, "retired"]
+
+    dagrun, states = run(dag, D1, windw_days=3)
     assert dagrun.state == "failed"
     assert states["check_params"] == "failed" and states["ingest_window"] == "upstream_failed"
 
-    missing = tmp_path / "nowhere.yaml"
-    dagrun2, states2 = run(dag, missing, D1)
+    # A path (or any name not registered when the DAG was parsed) is not even a run: Airflow refuses the trigger.
+    for request in (str(config_path), "/etc/passwd", "nowhere"):
+        with pytest.raises(ParamValidationError, match=r"is not one of \['case', 'retired'\]"):
+            run(dag, D1, config=request)
+
+    # A use case removed since the DAG was parsed: check_params refuses it on the worker.
+    (tmp_path / "configs" / "retired.yaml").unlink()
+    dagrun2, states2 = run(dag, D1, config="retired")
     assert dagrun2.state == "failed" and states2["check_params"] == "failed"
+    assert states2["ingest_window"] == "upstream_failed"
     assert not (tmp_path / "artifacts").exists()

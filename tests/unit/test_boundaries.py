@@ -29,7 +29,7 @@ LAYERS = {
     "monitoring": 5,
     "runners": 6,
 }
-RUNNERS = {"runner", "cli", "__main__"}  # top-level modules: the local runner, the CLI
+RUNNERS = {"runner", "cli", "__main__", "lifecycle"}  # top-level modules: the local runner, the CLI, the lifecycle demo
 STAGE_MODULES = {stage.run.__module__ for stage in STAGES}
 
 

@@ -357,3 +357,24 @@ def test_real_adult_rows_give_groups_for_sex_race_and_age_bins(adult_frame):
         (attribute, "equalized_odds_difference") for attribute in ("sex", "race", "age")
     }
     json.dumps(report, allow_nan=False)
+
+
+def test_bootstrap_equals_per_resample_scikit_learn_on_the_same_draws():
+    rng = np.random.default_rng(12)
+    n = 900
+    codes = rng.integers(0, 3, n)
+    y = (rng.random(n) < 0.2 + 0.2 * codes).astype(int)
+    p = np.round(np.clip(0.4 * y + rng.normal(0.3, 0.2, n), 0, 1), 1)  # one decimal: heavy ties
+    idx = np.random.default_rng(5).integers(0, n, (4, n))  # the audit's draws for seed 5
+
+    samples = bootstrap(y, {"candidate": p}, {"g": codes}, 0.5, 4, seed=5, block_cells=3 * n)["candidate", "g"]
+
+    for r, rows in enumerate(idx):
+        for g in range(3):
+            yy, pp = y[rows][codes[rows] == g], p[rows][codes[rows] == g]
+            pred = (pp >= 0.5).astype(int)
+            assert samples["selection_rate"][r, g] == pytest.approx(pred.mean(), abs=1e-12)
+            assert samples["true_positive_rate"][r, g] == pytest.approx(pred[yy == 1].mean(), abs=1e-12)
+            assert samples["false_positive_rate"][r, g] == pytest.approx(pred[yy == 0].mean(), abs=1e-12)
+            assert samples["precision"][r, g] == pytest.approx(precision_score(yy, pred), abs=1e-12)
+            assert samples["roc_auc"][r, g] == pytest.approx(roc_auc_score(yy, pp), abs=1e-12)

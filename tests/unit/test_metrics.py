@@ -9,7 +9,17 @@ from conftest import ADULT_CONFIG
 from sklearn import metrics as skm
 
 from pipelines.core.config import METRICS, load_config
-from pipelines.evaluation.metrics import assess, classification_metrics, evaluate_frame, slice_keys
+from pipelines.evaluation.metrics import (
+    _interval,
+    _share_below,
+    assess,
+    assess_groups,
+    batched_metrics,
+    classification_metrics,
+    evaluate_frame,
+    slice_codes,
+    slice_keys,
+)
 
 CONFIG = load_config(ADULT_CONFIG)
 SCHEMA = CONFIG.data_schema
@@ -230,3 +240,117 @@ def test_below_margin_is_the_share_of_resamples_trailing_live_by_more_than_the_m
 
     assert tight["point"] < 0 and tight["below_margin"] > 0.99, "a clearly worse candidate trails in every resample"
     assert loose["below_margin"] == 0.0 and loose["margin"] == 0.5
+
+
+def naive_bootstrap(y, p, seed, resamples, threshold=0.5):
+    """The bootstrap written out: gather each resample's rows and rank them (the resamples the evaluation uses)."""
+    idx = np.random.default_rng(seed).integers(0, len(y), size=(resamples, len(y)))
+    return batched_metrics(y[idx], p[idx], threshold)
+
+
+@pytest.fixture(scope="module")
+def tied_rows():
+    """4000 rows with rounded (tied) scores, a candidate and a weaker live model, over three columns to slice."""
+    rng = np.random.default_rng(21)
+    n = 4000
+    frame = pd.DataFrame(
+        {
+            "age": np.where(rng.random(n) < 0.02, np.nan, rng.integers(17, 91, n)),
+            "sex": rng.choice(["Female", "Male", None], n, p=[0.3, 0.68, 0.02]),
+            "race": rng.choice(["White", "Black", "Asian-Pac-Islander", "Other"], n, p=[0.7, 0.2, 0.07, 0.03]),
+        }
+    )
+    y = (rng.random(n) < np.where(frame["sex"] == "Male", 0.3, 0.15)).astype(int)
+    frame["income"] = np.where(y == 1, ">50K", "<=50K")
+    candidate = np.round(np.clip(0.35 * y + rng.normal(0.3, 0.2, n), 0, 1), 2)
+    live = np.round(np.clip(0.2 * y + rng.normal(0.35, 0.2, n), 0, 1), 2)
+    return frame, y, candidate, live
+
+
+def test_every_slice_group_equals_sklearn_and_a_naive_bootstrap_on_the_same_resamples(tied_rows):
+    frame, y, candidate, live = tied_rows
+    config = CONFIG.model_copy(update={"thresholds": CONFIG.thresholds.model_copy(update={"gate": POLICY})})
+    cuts = (0.5, 0.45)
+
+    report = evaluate_frame(frame, candidate, live, config, train_positive_rate=0.25, thresholds=cuts)
+
+    checked = 0
+    for features in config.slices:
+        keys = slice_keys(frame, features, SCHEMA).to_numpy()
+        groups = report["slices"][" x ".join(features)]
+        assert list(groups) == sorted(set(keys))
+        for i, (name, result) in enumerate(groups.items()):
+            mine = keys == name
+            yy = y[mine]
+            for who, p, cut in (("candidate", candidate, cuts[0]), ("live", live, cuts[1])):
+                pred = (p[mine] >= cut).astype(int)
+                figures = result[who]
+                assert figures["accuracy"] == pytest.approx(skm.accuracy_score(yy, pred), abs=1e-6)
+                assert figures["precision"] == pytest.approx(skm.precision_score(yy, pred, zero_division=0), abs=1e-6)
+                assert figures["f1"] == pytest.approx(skm.f1_score(yy, pred, zero_division=0), abs=1e-6)
+                if 0 < yy.sum() < len(yy):
+                    assert figures["recall"] == pytest.approx(skm.recall_score(yy, pred), abs=1e-6)
+                    assert figures["roc_auc"] == pytest.approx(skm.roc_auc_score(yy, p[mine]), abs=1e-6)
+                assert figures["confusion_matrix"] == skm.confusion_matrix(yy, pred, labels=[0, 1]).tolist()
+            assert result["sufficient"] is (len(yy) >= POLICY.min_slice_size)
+            if not result["sufficient"]:
+                continue
+            # Group i of a slice is resampled on its own rows with seed i + 1.
+            boot = {
+                who: naive_bootstrap(yy, p[mine], i + 1, POLICY.bootstrap_samples, cut)
+                for who, p, cut in (("candidate", candidate, cuts[0]), ("live", live, cuts[1]))
+            }
+            for m in METRICS:
+                for who in ("candidate", "live"):
+                    assert result[who]["ci"][m] == _interval(boot[who][m], POLICY.confidence)
+                difference = boot["candidate"][m] - boot["live"][m]
+                assert result["difference"][m]["ci"] == _interval(difference, POLICY.confidence)
+                below = _share_below(difference, -POLICY.max_slice_regression)
+                assert result["difference"][m]["below_margin"] == below
+            checked += 1
+    assert checked >= 8, "most groups are large enough to be bootstrapped"
+    overall = naive_bootstrap(y, candidate, 0, POLICY.bootstrap_samples)
+    assert report["overall"]["candidate"]["ci"]["roc_auc"] == _interval(overall["roc_auc"], POLICY.confidence)
+
+
+def test_the_chunk_of_resamples_held_at_once_does_not_change_the_results(tied_rows):
+    frame, y, candidate, live = tied_rows
+    codes, groups = slice_codes(frame, ["race"], SCHEMA)
+    args = (y, candidate, live, codes, len(groups), POLICY, range(1, len(groups) + 1), 200)
+
+    one_resample_at_a_time = assess_groups(*args, budget=1)
+    all_at_once = assess_groups(*args, budget=10**9)
+
+    assert one_resample_at_a_time == all_at_once
+    assert groups == ["race=Asian-Pac-Islander", "race=Black", "race=Other", "race=White"]
+    assert [g["sufficient"] for g in all_at_once] == [True, True, False, True]  # Other: ~3% of 4000 rows < 200
+    assert all_at_once[0]["candidate"]["ci"]["roc_auc"][0] < all_at_once[0]["candidate"]["ci"]["roc_auc"][1]
+
+
+def reference_keys(df: pd.DataFrame, features: list[str]) -> list[str]:
+    """Slice keys written out row by row."""
+    out = []
+    for _, row in df.iterrows():
+        parts = []
+        for name in features:
+            value = row[name]
+            if pd.isna(value):
+                text = "missing"
+            elif SCHEMA.feature(name).kind == "numeric":
+                text = "<30" if value < 30 else "30-45" if value < 45 else "45-60" if value < 60 else ">=60"
+            else:
+                text = str(value)
+            parts.append(f"{name}={text}")
+        out.append(", ".join(parts))
+    return out
+
+
+@pytest.mark.parametrize("features", [["sex"], ["age"], ["sex", "race"], ["race", "age", "sex"]])
+def test_slice_codes_number_the_sorted_keys(tied_rows, features):
+    frame = tied_rows[0].iloc[:400]
+    expected = reference_keys(frame, features)
+
+    codes, groups = slice_codes(frame, features, SCHEMA)
+
+    assert groups == sorted(set(expected))
+    assert [groups[c] for c in codes] == expected

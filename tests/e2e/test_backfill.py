@@ -1,0 +1,217 @@
+"""Airflow itself, not `dag.test()`: a real scheduler (LocalExecutor, `airflow standalone` on 127.0.0.1).
+
+New data reaches the training DAG through the ingestion DAG's asset event and is trained and promoted; then
+`airflow backfill create` replays two earlier dates, and the live model and both slots stay exactly as they
+were. Alerts from real failures (and the run deadline) reach a webhook on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import date
+from pathlib import Path
+
+import pytest
+from conftest import REPO, SMALL, write_config
+from dag_runs import Webhook
+
+from pipelines.core.config import load_config
+from pipelines.core.deployment_state import Slot, read_state
+from pipelines.data.demo import write_partitions
+
+AIRFLOW = str(Path(sys.executable).parent / "airflow")
+NEWEST = date(2026, 1, 6)
+BACKFILL = ("2026-01-03", "2026-01-04")
+DAG = "training_pipeline"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Airflow:
+    """`airflow standalone` (scheduler, DAG processor, triggerer, api-server) in its own home and session."""
+
+    def __init__(self, home: Path, env: dict[str, str]):
+        self.home, self.env = home, env
+        self.log = open(home / "standalone.log", "wb")  # noqa: SIM115 (closed in stop)
+        self.process = subprocess.Popen(
+            [AIRFLOW, "standalone"], env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def query(self, sql: str, *args) -> list[tuple]:
+        db = self.home / "airflow.db"
+        if not db.exists():
+            return []
+        with sqlite3.connect(db, timeout=30) as conn:
+            try:
+                return conn.execute(sql, args).fetchall()
+            except sqlite3.OperationalError as exc:
+                if "no such table" in str(exc):  # not migrated yet
+                    return []
+                raise
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([AIRFLOW, *args], env=self.env, capture_output=True, text=True, timeout=120)
+
+    def wait(self, what: str, condition, timeout: float):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"airflow standalone exited while waiting for {what}: {self.tail()}")
+            result = condition()
+            if result:
+                return result
+            time.sleep(3)
+        pytest.fail(f"timed out waiting for {what}; runs: {self.runs()}\n{self.tail()}")
+
+    def runs(self, dag_id: str = "training_pipeline") -> list[dict]:
+        rows = self.query(
+            "SELECT run_id, run_type, state, logical_date, conf FROM dag_run WHERE dag_id = ? ORDER BY id", dag_id
+        )
+        return [dict(zip(("run_id", "run_type", "state", "logical_date", "conf"), r, strict=True)) for r in rows]
+
+    def task_states(self, run_id: str) -> dict[str, str]:
+        rows = self.query("SELECT task_id, state FROM task_instance WHERE run_id = ?", run_id)
+        return dict(rows)
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.env["AIRFLOW__API__BASE_URL"] + "/api/v2/monitor/health", timeout=5) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    def tail(self) -> str:
+        self.log.flush()
+        return (self.home / "standalone.log").read_text(errors="replace")[-4000:]
+
+    def stop(self):
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.log.close()
+
+
+@pytest.fixture
+def case(tmp_path, adult_frame):
+    """One registered use case, `case`, with six days of Adult data up to NEWEST."""
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    path = configs / "case.yaml"
+    path.write_text(write_config(tmp_path, SMALL).read_text())
+    config = load_config(path)
+    write_partitions(adult_frame, config, date(2026, 1, 1), rows_per_day=800, days=6)
+    return config
+
+
+@pytest.fixture
+def airflow(tmp_path, case):
+    home = tmp_path / "airflow-home"
+    (home / "plugins").mkdir(parents=True)
+    port = free_port()
+    webhook = Webhook()
+    env = {
+        **os.environ,
+        "PATH": f"{Path(AIRFLOW).parent}{os.pathsep}{os.environ['PATH']}",  # standalone starts `airflow ...`
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(home / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "2",
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        "CT_CONFIGS_DIR": str(case.artifact_root.parent / "configs"),
+        "CT_RUN_DEADLINE_MINUTES": "1",
+        "AIRFLOW_CONN_CT_ALERTS": webhook.url,
+    }
+    server = Airflow(home, env)
+    server.webhook = webhook
+    yield server
+    server.stop()
+    webhook.close()
+    shutil.rmtree(home / "logs", ignore_errors=True)
+
+
+def test_new_data_trains_and_promotes_then_a_backfill_leaves_the_live_model_and_both_slots_alone(airflow, case):
+    # 1. Ingestion (hourly; triggered here rather than waiting for the hour) sees the newest partition and emits
+    # ct://case/raw with its date; that event starts a training run.
+    # The DAGs start paused, so nothing runs before the api-server (which workers report to) is up.
+    parsed = "SELECT DISTINCT dag_id FROM serialized_dag"
+    airflow.wait("the DAGs to be parsed", lambda: {(DAG,), ("ingestion",)} <= set(airflow.query(parsed)), 300)
+    airflow.wait("the api-server", airflow.healthy, 300)
+    for command in (("dags", "unpause", DAG), ("dags", "unpause", "ingestion"), ("dags", "trigger", "ingestion")):
+        done = airflow.cli(*command)
+        assert done.returncode == 0, done.stderr[-3000:]
+
+    def asset_run():
+        done = [r for r in airflow.runs() if r["run_type"] == "asset_triggered" and r["state"] in ("success", "failed")]
+        return done[0] if done else None
+
+    run = airflow.wait("the asset-triggered training run", asset_run, timeout=600)
+    events = airflow.query(
+        "SELECT asset_event.extra FROM asset_event JOIN asset ON asset.id = asset_event.asset_id WHERE uri = ?",
+        "ct://case/raw",
+    )
+    assert [json.loads(e[0]) for e in events] == [
+        {"use_case": "case", "ds": NEWEST.isoformat(), "partition": str(case.data.partition(NEWEST))}
+    ]
+    states = airflow.task_states(run["run_id"])
+    assert run["state"] == "success", (states, airflow.tail())
+    assert states["promote_blue_green"] == "success", states
+    before = read_state(case)
+    assert before.live is Slot.BLUE and before.slots[Slot.BLUE].ds == NEWEST.isoformat(), "D came from the event"
+
+    # 2. Airflow's own backfill over two earlier dates, with the scheduler running.
+    created = airflow.cli(
+        "backfill", "create", "--dag-id", "training_pipeline", "--from-date", BACKFILL[0], "--to-date", BACKFILL[-1],
+        "--dag-run-conf", json.dumps({"config": "case"}),
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr[-3000:]
+
+    def backfill_done():
+        runs = [r for r in airflow.runs() if r["run_type"] == "backfill"]
+        finished = len(runs) == len(BACKFILL) and all(r["state"] in ("success", "failed") for r in runs)
+        return runs if finished else None
+
+    backfills = airflow.wait("the backfill runs", backfill_done, timeout=900)
+    assert sorted(r["logical_date"][:10] for r in backfills) == list(BACKFILL)
+    for r in backfills:
+        states = airflow.task_states(r["run_id"])
+        assert r["state"] == "success", (states, airflow.tail())
+        assert states["gate_candidate"] == "success" and states["promote_blue_green"] == "skipped", states
+        gate = json.loads((case.artifact_root / "runs" / r["logical_date"][:10] / "gate" / "decision.json").read_text())
+        assert gate["attempt"] == 1  # gated and recorded
+    after = read_state(case)
+    assert after == before, "a backfill does not switch the live model, nor touch either slot"
+
+    # 3. Alerts. Unpaused, the daily schedule's own run (yesterday: no data for this use case) failed loudly ...
+    failed = [a for a in airflow.webhook.received if a["kind"] == "task_failed"]
+    assert failed and all(a["task_id"] == "check_params" and a["use_case"] == "case" for a in failed), failed
+    assert (
+        "nothing to process" in failed[0]["reason"]
+        and "partitions exist from 2026-01-01 to 2026-01-06" in (failed[0]["reason"])
+    )
+    assert failed[0]["log_url"].startswith(airflow.env["AIRFLOW__API__BASE_URL"] + "/dags/training_pipeline/runs/")
+    # ... and runs longer than the deadline (1 minute here) raised deadline alerts from the triggerer.
+    late = [a for a in airflow.webhook.received if a["kind"] == "deadline_missed"]
+    assert late and all(a["dag_id"] == "training_pipeline" for a in late), airflow.webhook.received
