@@ -21,7 +21,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import Asset, AsyncCallback, BaseNotifier, DeadlineAlert, DeadlineReference
+from airflow.sdk import Asset, AsyncCallback, BaseNotifier, DeadlineAlert, DeadlineReference, Param
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,15 @@ def use_case_names() -> list[str]:
         if p.is_file()
         and not p.name.endswith(".expectations.yaml")
         and re.fullmatch(r"[A-Za-z0-9_.-]+", p.name.removesuffix(".yaml"))
+    )
+
+
+def use_case_param(description: str, **schema: Any) -> Param:
+    """The ``config`` Param of every DAG: a choice among the registered use cases, by name (never a path)."""
+    names = use_case_names()
+    default = DEFAULT_USE_CASE if DEFAULT_USE_CASE in names or not names else names[0]
+    return Param(
+        default, type="string", enum=names or [DEFAULT_USE_CASE], title="Use case", description=description, **schema
     )
 
 

@@ -22,9 +22,8 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from dags._common import DEFAULT_USE_CASE, use_case_names
+from dags._common import use_case_param
 
-USE_CASES = use_case_names()  # file names only: parsing stays cheap
 ACTIONS = ["status", "promote", "rollback", "switch", "canary", "shadow", "resume", "abort"]  # deployment.actions
 
 
@@ -36,13 +35,7 @@ ACTIONS = ["status", "promote", "rollback", "switch", "canary", "shadow", "resum
     tags=["deployment", "continuous-training"],
     default_args={"owner": "ml-platform", "retries": 0},
     params={
-        "config": Param(
-            DEFAULT_USE_CASE if DEFAULT_USE_CASE in USE_CASES else (USE_CASES[0] if USE_CASES else None),
-            type="string",
-            enum=USE_CASES or [DEFAULT_USE_CASE],
-            title="Use case",
-            description="The registered use case whose deployment to act on.",
-        ),
+        "config": use_case_param("The registered use case whose deployment to act on."),
         "action": Param("status", type="string", enum=ACTIONS, title="Action", description="See the DAG's docs."),
         "version": Param(
             None,

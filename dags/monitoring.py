@@ -28,9 +28,8 @@ from __future__ import annotations
 
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
 
-from dags._common import DEFAULT_USE_CASE, RunAlert, retrain_asset, use_case_names
+from dags._common import RunAlert, retrain_asset, use_case_param
 
-USE_CASES = use_case_names()  # file names only: parsing stays cheap
 RETRAIN = retrain_asset()
 
 
@@ -61,13 +60,7 @@ def _interval():
     tags=["monitoring", "continuous-training"],
     default_args={"owner": "ml-platform", "retries": 0, "on_failure_callback": RunAlert()},
     params={
-        "config": Param(
-            DEFAULT_USE_CASE if DEFAULT_USE_CASE in USE_CASES else (USE_CASES[0] if USE_CASES else None),
-            type="string",
-            enum=USE_CASES or [DEFAULT_USE_CASE],
-            title="Use case",
-            description="The registered use case whose live model to watch.",
-        ),
+        "config": use_case_param("The registered use case whose live model to watch."),
         "end": Param(
             None,
             type=["null", "string"],

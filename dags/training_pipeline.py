@@ -76,7 +76,6 @@ from airflow.sdk import (
 )
 
 from dags._common import (
-    DEFAULT_USE_CASE,
     RunAlert,
     deadline_alert,
     raw_asset,
@@ -84,6 +83,7 @@ from dags._common import (
     run_request,
     run_trigger,
     use_case_names,
+    use_case_param,
 )
 
 USE_CASES = use_case_names()  # file names only: parsing stays cheap
@@ -124,12 +124,8 @@ def _run_context():
     doc_md=__doc__,
     tags=["training", "continuous-training"],
     params={
-        "config": Param(
-            DEFAULT_USE_CASE if DEFAULT_USE_CASE in USE_CASES or not USE_CASES else USE_CASES[0],
-            type="string",
-            enum=USE_CASES or [DEFAULT_USE_CASE],
-            title="Use case",
-            description="Which registered use case to train: a YAML file of the configs folder (data, schema, "
+        "config": use_case_param(
+            "Which registered use case to train: a YAML file of the configs folder (data, schema, "
             "slices, thresholds, training), by name. Runs started by new data use the data's own use case.",
             section="Data",
         ),

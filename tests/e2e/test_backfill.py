@@ -2,7 +2,9 @@
 
 New data reaches the training DAG through the ingestion DAG's asset event and is trained and promoted; then
 `airflow backfill create` replays two earlier dates, and the live model and both slots stay exactly as they
-were. Alerts from real failures (and the run deadline) reach a webhook on 127.0.0.1.
+were. Alerts from real failures (and the run deadline) reach a webhook on 127.0.0.1. Last, a retraining request
+posted to the REST API as an event on `ct://retrain` (what the monitoring DAG emits) starts a training run for
+the event's use case and date, and that date's run card gives the request's reason as what started the run.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from datetime import date
 from pathlib import Path
@@ -32,6 +35,7 @@ AIRFLOW = str(Path(sys.executable).parent / "airflow")
 NEWEST = date(2026, 1, 6)
 BACKFILL = ("2026-01-03", "2026-01-04")
 DAG = "training_pipeline"
+RETRAIN_URI = "ct://retrain/"  # retrain_asset() as Airflow stores it (normalized, with the trailing slash)
 
 
 def free_port() -> int:
@@ -45,6 +49,7 @@ class Airflow:
 
     def __init__(self, home: Path, env: dict[str, str]):
         self.home, self.env = home, env
+        self.token: str | None = None  # the REST API's, on first use
         self.log = open(home / "standalone.log", "wb")  # noqa: SIM115 (closed in stop)
         self.process = subprocess.Popen(
             [AIRFLOW, "standalone"], env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
@@ -85,6 +90,28 @@ class Airflow:
     def task_states(self, run_id: str) -> dict[str, str]:
         rows = self.query("SELECT task_id, state FROM task_instance WHERE run_id = ?", run_id)
         return dict(rows)
+
+    def api(self, method: str, path: str, body: dict | None = None) -> dict:
+        """One call of Airflow's public REST API, as the standalone's admin (SimpleAuthManager, its generated
+        password in the home folder)."""
+        base = self.env["AIRFLOW__API__BASE_URL"]
+        if self.token is None:
+            passwords = json.loads((self.home / "simple_auth_manager_passwords.json.generated").read_text())
+            login = {"username": "admin", "password": passwords["admin"]}
+            self.token = self._call("POST", base + "/auth/token", login)["access_token"]
+        return self._call(method, base + path, body, {"Authorization": f"Bearer {self.token}"})
+
+    @staticmethod
+    def _call(method: str, url: str, body: dict | None, headers: dict | None = None) -> dict:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            pytest.fail(f"{method} {url} answered HTTP {exc.code}: {exc.read().decode(errors='replace')[:2000]}")
 
     def healthy(self) -> bool:
         try:
@@ -215,3 +242,27 @@ def test_new_data_trains_and_promotes_then_a_backfill_leaves_the_live_model_and_
     # ... and runs longer than the deadline (1 minute here) raised deadline alerts from the triggerer.
     late = [a for a in airflow.webhook.received if a["kind"] == "deadline_missed"]
     assert late and all(a["dag_id"] == "training_pipeline" for a in late), airflow.webhook.received
+
+    # 4. A retraining request, as the monitoring DAG emits it: an event on ct://retrain (here through the REST
+    # API) starts a training run for the event's use case and D, and D's run card says why the run was started.
+    # D is a backfilled date, older than the live model's: the re-run holds its candidate and replaces D's card.
+    ds = BACKFILL[-1]
+    reason = "monitoring alarm: accuracy 0.61 below its floor 0.80 (e2e retraining request)"
+    [(asset_id,)] = airflow.query("SELECT id FROM asset WHERE uri = ?", RETRAIN_URI)
+    extra = {"use_case": "case", "ds": ds, "reason": reason, "interval": f"{ds}T00:00:00+00:00..{ds}T01:00:00+00:00"}
+    earlier = {r["run_id"] for r in airflow.runs()}
+    event = airflow.api("POST", "/api/v2/assets/events", {"asset_id": asset_id, "extra": extra})
+    assert event["extra"] == {**extra, "from_rest_api": True}, event
+
+    def retrain_run():
+        new = [r for r in airflow.runs() if r["run_id"] not in earlier and r["run_type"] == "asset_triggered"]
+        return new[0] if new and new[0]["state"] in ("success", "failed") else None
+
+    run = airflow.wait("the training run started by the retraining event", retrain_run, timeout=600)
+    states = airflow.task_states(run["run_id"])
+    assert run["state"] == "success", (states, airflow.tail())
+    assert states["hold_candidate"] == states["write_run_card"] == "success", states
+    card = json.loads((case.artifact_root / "runs" / ds / "card" / "run_card.json").read_text())
+    assert card["data"]["run_id"] == [run["run_id"]], "every stage of the event's D was (re)made by this run"
+    assert card["data"]["trigger"] == reason, card["data"]["trigger"]
+    assert read_state(case) == before, "a retrain of an older D keeps the live model trained on newer data"

@@ -42,3 +42,19 @@ def test_the_loop_closes_by_itself(airflow_db, tmp_path):
     steps = [line.split(" ")[0] for _, line in timeline]
     assert steps.index("v1") < steps.index("retraining") < steps.index("v2") < steps.index("post-promotion")
     assert all(r.endswith("report.html") for r in demo.reports) and len(demo.reports) == 3
+    # The monitoring DAG emitted the retraining request as an event on the ct://retrain asset, once.
+    [event] = retrain_events()
+    assert event.source_dag_id == "monitoring" and event.source_task_id == "request_training"
+    assert event.extra["use_case"] == "lifecycle" and event.extra["ds"] == request["ds"]
+    assert event.extra["reason"] == card["data"]["trigger"]
+
+
+def retrain_events():
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        query = session.query(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+        events = query.filter(AssetModel.uri == "ct://retrain/").all()
+        session.expunge_all()
+        return events

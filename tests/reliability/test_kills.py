@@ -16,7 +16,7 @@ from pipelines.core.outputs import TrainOutput
 
 
 def test_random_kills_leave_state_valid_outputs_whole_and_the_next_run_working(tmp_path):
-    trials = int(os.environ.get("KILL_TRIALS", "24"))
+    trials = int(os.environ.get("KILL_TRIALS", "16"))
 
     tally = run_trials(trials, tmp_path, seed=int(os.environ.get("KILL_SEED", "0")))
 
