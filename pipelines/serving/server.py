@@ -245,4 +245,12 @@ def serve(config: Config, slot: Slot, host: str = "127.0.0.1", port: int = 8501)
     """Run the slot's model server until interrupted."""
     import uvicorn
 
-    uvicorn.run(create_app(config, slot), host=host, port=port, log_level="info")
+    uvicorn.run(
+        create_app(config, slot),
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+    )
