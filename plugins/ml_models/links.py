@@ -68,10 +68,13 @@ class RunArtifactLink(BaseOperatorLink):
     name: ClassVar[str]
     tasks: ClassVar[tuple[str, ...]]  # the tasks that show this link
     source: ClassVar[tuple[str, ...] | None] = None  # the tasks whose XCom locates the run (None: the task itself)
+    artifact: ClassVar[str | None] = None  # a file in the stage folder, served as it is
 
     def page(self, use_case: str, stage: str, config: Any) -> str | None:
-        """The page's path under the app for the stage folder ``stage`` (relative to the artifact root)."""
-        raise NotImplementedError
+        """The page's path under the app for the stage folder ``stage`` (relative to the artifact root):
+        by default the stage's ``artifact`` file, once it exists; links to other pages override this."""
+        relative = f"{stage}/{self.artifact}"
+        return _artifact(use_case, relative) if self.artifact and _exists(config, relative) else None
 
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
         if ti_key.dag_id != DAG_ID or ti_key.task_id not in self.tasks:
@@ -117,19 +120,13 @@ def _run(relative: str) -> tuple[str, str]:
 class DataDocsLink(RunArtifactLink):
     name = "Data Docs"
     tasks = ("validate_snapshot",)
-
-    def page(self, use_case: str, stage: str, config: Any) -> str | None:
-        relative = f"{stage}/data_docs/index.html"
-        return _artifact(use_case, relative) if _exists(config, relative) else None
+    artifact = "data_docs/index.html"
 
 
 class DriftReportLink(RunArtifactLink):
     name = "Drift report"
     tasks = ("check_drift",)
-
-    def page(self, use_case: str, stage: str, config: Any) -> str | None:
-        relative = f"{stage}/drift.html"
-        return _artifact(use_case, relative) if _exists(config, relative) else None
+    artifact = "drift.html"
 
 
 class DecisionLink(RunArtifactLink):
