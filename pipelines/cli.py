@@ -23,6 +23,7 @@ from pathlib import Path
 
 import httpx
 
+from pipelines.core import storage
 from pipelines.core.config import DEFAULT_CONFIG, PROJECT_ROOT, Config, ConfigError, load_config
 from pipelines.core.context import RunContext
 from pipelines.core.contracts import PipelineError, StageName
@@ -185,6 +186,16 @@ def build_parser() -> argparse.ArgumentParser:
     stack.add_argument("action", choices=["up", "down", "status"])
     stack.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
 
+    store = commands.add_parser(
+        "storage",
+        help="bring this machine's mirror of an object-store artifact root up to date",
+        description="With artifact_root: s3://... (or gs://, az://), every command already pulls what changed "
+        "when it loads the config; `storage pull` does only that and says what it fetched (e.g. on a machine "
+        "that serves models, from cron).",
+    )
+    store.add_argument("action", choices=["pull"])
+    store.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+
     life = commands.add_parser(
         "lifecycle",
         help="the whole lifecycle through real Airflow runs: train, serve, drift, retrain, hold, roll back",
@@ -248,6 +259,7 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
         "serve": _serve,
         "router": _router,
         "stack": _stack,
+        "storage": _pull,
         "lifecycle": _lifecycle,
         "send": _send,
         "run": _run,
@@ -291,6 +303,16 @@ def _show_config(args: argparse.Namespace, config: Config) -> int:
             raise ValueError(f"no key {args.get!r} in {args.config}")
         value = value[key]
     print(value if isinstance(value, str) else json.dumps(value, indent=2))
+    return 0
+
+
+def _pull(args: argparse.Namespace, config: Config) -> int:
+    if not config.artifact_store:
+        raise ValueError(f"{args.config}: artifact_root {config.artifact_root} is a local folder; nothing to pull")
+    pulled = storage.mirror_of(config.artifact_root).last_pulled  # loading the config pulled
+    print(f"{config.artifact_store} -> {config.artifact_root}: {len(pulled)} changed folder(s) or file(s) pulled")
+    for rel in pulled:
+        print(f"  {rel}")
     return 0
 
 

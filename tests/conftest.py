@@ -151,6 +151,38 @@ def candidate(ctx: Any, tag: str, action: str = "PROMOTE") -> tuple[str, str, st
 
 
 @pytest.fixture(scope="session")
+def s3_server():
+    """A real S3-compatible server (moto in server mode) on 127.0.0.1 for the session; yields its URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server, monkeypatch, request):
+    """A fresh bucket on the session's S3 server, with the credentials and endpoint in the environment (as an
+    operator sets them for every worker); yields the bucket's name."""
+    import re
+
+    import boto3
+
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": s3_server,
+    }.items():
+        monkeypatch.setenv(name, value)
+    bucket = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:50].strip("-")
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    return bucket
+
+
+@pytest.fixture(scope="session")
 def airflow_db():
     """A migrated Airflow metadata database in the session's throwaway AIRFLOW_HOME."""
     airflow = Path(sys.executable).parent / "airflow"

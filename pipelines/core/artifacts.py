@@ -17,7 +17,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -27,6 +27,9 @@ import pipelines
 from pipelines.core.contracts import PipelineError, Status
 
 METADATA = "metadata.json"
+# Called with each folder or file once it has been replaced whole (an object-store mirror publishes it there:
+# see pipelines.core.storage).
+REPLACED: list[Callable[[Path], None]] = []
 
 
 class CorruptArtifact(PipelineError):
@@ -110,6 +113,7 @@ def atomic_dir(final: Path) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.rename(tmp, final)
+        _replaced(final)
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
@@ -125,6 +129,12 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _replaced(path)
+
+
+def _replaced(path: Path) -> None:
+    for hook in REPLACED:
+        hook(path)
 
 
 def read_json(path: Path) -> Any:

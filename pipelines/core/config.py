@@ -9,9 +9,11 @@ working directory (Airflow workers, the CLI, tests).
 from __future__ import annotations
 
 import hashlib
+import logging
+import re
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -26,11 +28,14 @@ from pydantic import (
 )
 
 from pipelines.core.rules import Condition, parse_rule
+from pipelines.core.storage import attach, default_cache, is_url
 
+log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "adult.yaml"
 METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
 Metric = Literal["accuracy", "precision", "recall", "f1", "roc_auc"]
+NumericTransform = Literal["zscore", "minmax", "log", "bucketize"]
 
 
 class ConfigError(ValueError):
@@ -68,6 +73,38 @@ class Feature(_Strict):
         description="Carried through ingest, validation, drift and the splits for slicing and fairness audits, "
         "but never fed to the model (e.g. a protected attribute the model may not use).",
     )
+    transform: NumericTransform | None = Field(
+        None,
+        description="Numeric only: zscore (default), minmax (to [0, 1] over the train split), log (log1p of the "
+        "value clipped at 0, then z-scored) or bucketize (quantile bucket ids in place of the value).",
+    )
+    buckets: int | None = Field(
+        None,
+        ge=2,
+        description="Numeric only: quantile buckets of the train split. Required by bucketize; with another "
+        "transform the model gets both the scaled value and the bucket ids (``<name>_bucket``).",
+    )
+    impute: float | str | None = Field(
+        None,
+        description="What a missing value becomes inside the transform graph, so serving does the same: a number "
+        "for a numeric feature (default: its train mean), a token for a categorical one (default __MISSING__).",
+    )
+    top_k: int | None = Field(
+        None, ge=1, description="Categorical only: the vocabulary keeps the k most frequent values."
+    )
+    frequency_threshold: int | None = Field(
+        None, ge=1, description="Categorical only: the vocabulary keeps values seen at least this often in training."
+    )
+    num_oov_buckets: int | None = Field(
+        None, ge=1, description="Categorical only: hash buckets for values outside the vocabulary (default 1)."
+    )
+
+    @property
+    def bucket_output(self) -> str | None:
+        """The transformed feature holding this feature's quantile bucket ids (None without buckets)."""
+        if self.buckets is None:
+            return None
+        return self.name if self.transform == "bucketize" else f"{self.name}_bucket"
 
     @property
     def partition_missing(self) -> float:
@@ -82,6 +119,27 @@ class Feature(_Strict):
             raise ValueError(f"feature {self.name!r}: values apply to categorical features only")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"feature {self.name!r}: min {self.min} > max {self.max}")
+        return self
+
+    @model_validator(mode="after")
+    def _transform_fits(self) -> Feature:
+        numeric_only = {"transform": self.transform, "buckets": self.buckets}
+        categorical_only = {
+            "top_k": self.top_k,
+            "frequency_threshold": self.frequency_threshold,
+            "num_oov_buckets": self.num_oov_buckets,
+        }
+        wrong = numeric_only if self.kind == "categorical" else categorical_only
+        misplaced = [key for key, value in wrong.items() if value is not None]
+        if misplaced:
+            raise ValueError(f"feature {self.name!r}: {'/'.join(misplaced)} do not apply to {self.kind} features")
+        if self.transform == "bucketize" and self.buckets is None:
+            raise ValueError(f"feature {self.name!r}: transform bucketize needs buckets")
+        if self.transform == "log" and self.min is not None and self.min < 0:
+            raise ValueError(f"feature {self.name!r}: transform log needs values >= 0, but min is {self.min}")
+        if self.impute is not None and isinstance(self.impute, str) != (self.kind == "categorical"):
+            expected = "a quoted token" if self.kind == "categorical" else "a number"
+            raise ValueError(f"feature {self.name!r}: impute of a {self.kind} feature must be {expected}")
         return self
 
 
@@ -105,12 +163,45 @@ class Label(_Strict):
         return self
 
 
+class Cross(_Strict):
+    """Features crossed into one categorical input: their values joined and hashed into buckets."""
+
+    features: list[str] = Field(min_length=2, description="Model features; numeric ones by their bucket ids.")
+    hash_buckets: int = Field(100, ge=2, description="Buckets the joined values are hashed into.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_list(cls, raw: Any) -> Any:
+        """``[a, b]`` is short for ``{features: [a, b]}``."""
+        return {"features": raw} if isinstance(raw, list) else raw
+
+    @property
+    def name(self) -> str:
+        """The transformed feature holding the cross's bucket ids."""
+        return "_x_".join(self.features)
+
+
+TRANSFORM_OPTIONS = ("transform", "buckets", "impute", "top_k", "frequency_threshold", "num_oov_buckets")
+
+
 class Schema(_Strict):
-    """The columns the pipeline reads: features, label, and known columns to ignore."""
+    """The columns the pipeline reads: features, label, and known columns to ignore; how the model sees them."""
 
     label: Label
     features: list[Feature] = Field(min_length=1)
     ignore: list[str] = Field(default_factory=list, description="Known source columns that are not used.")
+    crosses: list[Cross] = Field(
+        default_factory=list,
+        description="Feature crosses fed to the model as categorical inputs (``<a>_x_<b>``): each ``[a, b]`` or "
+        "``{features: [a, b], hash_buckets: N}``; a numeric member needs buckets.",
+    )
+    preprocessing_fn: str | None = Field(
+        None,
+        description="Your own TFT preprocessing_fn instead of the per-feature transforms, as ``package.module:fn`` "
+        "(or ``package.module.fn``): it takes the dict of raw inputs (a SparseTensor of zero or one value per row "
+        "each) and returns the dict of outputs (the label is encoded as usual unless it returns it). Float "
+        "outputs reach the model as numbers, integer ones with a known range (vocabulary, buckets) as embedded ids.",
+    )
 
     @model_validator(mode="after")
     def _unique(self) -> Schema:
@@ -120,6 +211,32 @@ class Schema(_Strict):
             raise ValueError(f"duplicate column names: {dupes}")
         if not self.model_features:
             raise ValueError("every feature is audit_only: the model needs at least one feature")
+        return self
+
+    @model_validator(mode="after")
+    def _transforms_fit(self) -> Schema:
+        model = {f.name: f for f in self.model_features}
+        for cross in self.crosses:
+            unknown = [n for n in cross.features if n not in model]
+            if unknown:
+                raise ValueError(f"crosses: {cross.features} names {unknown}, not features the model reads")
+            unbucketed = [n for n in cross.features if model[n].kind == "numeric" and model[n].buckets is None]
+            if unbucketed:
+                raise ValueError(f"crosses: numeric {unbucketed} in {cross.features} need buckets")
+        extra = [f.bucket_output for f in model.values() if f.bucket_output not in (None, f.name)]
+        outputs = [*model, *extra, *(c.name for c in self.crosses), self.label.name]
+        clashes = sorted({n for n in outputs if outputs.count(n) > 1})
+        if clashes:
+            raise ValueError(f"transformed feature names clash: {clashes}")
+        if self.preprocessing_fn is not None:
+            if not re.fullmatch(r"[A-Za-z_][\w.]*[:.][A-Za-z_]\w*", self.preprocessing_fn):
+                raise ValueError(f"preprocessing_fn {self.preprocessing_fn!r} is not 'package.module:function'")
+            configured = [f.name for f in self.features if any(getattr(f, k) is not None for k in TRANSFORM_OPTIONS)]
+            if configured or self.crosses:
+                raise ValueError(
+                    f"preprocessing_fn replaces the configured transforms: remove crosses and the {TRANSFORM_OPTIONS} "
+                    f"of {configured}"
+                )
         return self
 
     @property
@@ -157,6 +274,29 @@ class Schema(_Strict):
         return next(f for f in self.features if f.name == name)
 
 
+class Split(_Strict):
+    """How rows are assigned to the test (and validation) split (see ``pipelines.features.splits``)."""
+
+    method: Literal["hash", "stratified"] = Field(
+        "hash",
+        description="hash: each row by a stable hash of its source (date, line), so a row keeps its side across "
+        "windows; stratified: within each group of label x ``stratify_by`` values, the share closest to the "
+        "fraction (for small data, where hash shares wander).",
+    )
+    stratify_by: list[str] = Field(
+        default_factory=list,
+        description="Feature columns that define the strata besides the label (numeric ones by their slice_bins).",
+    )
+
+    @model_validator(mode="after")
+    def _stratified_only(self) -> Split:
+        if self.stratify_by and self.method != "stratified":
+            raise ValueError("stratify_by applies to method 'stratified' only")
+        if len(set(self.stratify_by)) < len(self.stratify_by):
+            raise ValueError(f"stratify_by names a column twice: {self.stratify_by}")
+        return self
+
+
 class DataSource(_Strict):
     """Where the daily partitions are, the training window and the train/test split."""
 
@@ -165,6 +305,7 @@ class DataSource(_Strict):
     window_days: int = Field(ge=1, description="Days of partitions, ending at the logical date, to train on.")
     test_fraction: float = Field(gt=0.0, lt=1.0)
     split_seed: int = 0
+    split: Split = Split()
 
     @field_validator("root")
     @classmethod
@@ -408,27 +549,77 @@ class DecisionThreshold(_Strict):
     )
     value: float = Field(0.5, gt=0.0, lt=1.0, description="The threshold (fixed) or the precision to reach.")
     validation_fraction: float = Field(
-        0.1, gt=0.0, lt=0.5, description="Share of the train split held out to choose the threshold on."
+        0.1,
+        gt=0.0,
+        lt=0.5,
+        description="Share of the train split held out to choose the threshold on (strategies other than fixed) "
+        "and to stop training early on (training.early_stopping).",
     )
 
 
-class Training(_Strict):
-    """Hyperparameters of the Keras model."""
+class EarlyStopping(_Strict):
+    """Stop once the metric on the validation split has not improved for ``patience`` epochs, and keep the
+    weights of its best epoch; ``training.epochs`` is then the most epochs trained."""
 
-    epochs: int = Field(ge=1)
-    batch_size: int = Field(ge=1)
-    learning_rate: float = Field(gt=0.0)
-    hidden_units: list[int] = Field(min_length=1)
-    embedding_dim: int = Field(ge=1)
-    seed: int = 0
+    monitor: Literal["val_auc", "val_loss", "val_accuracy"] = Field(
+        "val_auc", description="The validation metric watched: val_loss is minimised, the others maximised."
+    )
+    patience: int = Field(2, ge=1, description="Epochs without an improvement before training stops.")
+    min_delta: float = Field(0.0, ge=0.0, description="The smallest change of the metric that is an improvement.")
+
+
+class Training(_Strict):
+    """The Keras model and how it is trained: layers, optimiser, early stopping, class weights, seed, a sanity
+    check before the fit, and an optional warm start from the live model."""
+
+    epochs: int = Field(ge=1, description="Epochs to train (the most, with early_stopping).")
+    batch_size: int = Field(ge=1, description="Training rows per gradient step.")
+    learning_rate: float = Field(gt=0.0, description="Adam's learning rate.")
+    hidden_units: list[int] = Field(min_length=1, description="Units of each hidden ReLU layer, in order.")
+    embedding_dim: int = Field(ge=1, description="Size of the embedding of each integer-id input.")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout rate after each hidden layer; 0: none.")
+    early_stopping: EarlyStopping | None = Field(
+        None,
+        description="Early stopping on the validation split (``threshold.validation_fraction`` of the train split "
+        "held out); null: train every epoch. ``{}`` takes the defaults (val_auc, patience 2).",
+    )
+    class_weight: Literal["none", "balanced"] | dict[str, Annotated[float, Field(gt=0.0)]] = Field(
+        "none",
+        description="Loss weight per class: none; balanced (rows / (classes x rows of the class), counted on the "
+        "train split); or {label value: weight}, a value not named weighing 1.",
+    )
+    seed: int = Field(
+        0,
+        description="Seeds initial weights, shuffling and dropout: the same data, config and seed give the same "
+        "model and metrics (on CPU). Retrain attempt n uses seed + n - 1.",
+    )
+    sanity_check: bool = Field(
+        True,
+        description="Before the fit, train a fresh model on one batch of training rows for a few steps; unless its "
+        "loss falls well below that of always predicting the batch's label shares, stop with the reason (the "
+        "features cannot explain the labels: a broken transform or label encoding).",
+    )
+    warm_start: bool = Field(
+        False,
+        description="Start from the live model's weights when its architecture matches (embedding rows follow "
+        "their vocabulary tokens); the train metadata says whether it was used, or why not.",
+    )
     threshold: DecisionThreshold = DecisionThreshold()
 
 
 class Beam(_Strict):
     """The Beam runner for the transform and its pipeline options."""
 
-    runner: str = Field("FnApiRunner", description="In-process by default; FlinkRunner, SparkRunner, ...")
-    options: list[str] = Field(default_factory=list, description="Extra Beam pipeline flags.")
+    runner: str = Field(
+        "FnApiRunner",
+        description="In-process by default; FlinkRunner, SparkRunner, DataflowRunner, any runner Beam knows, or "
+        "the dotted path of a PipelineRunner subclass (an unknown name fails before the pipeline starts).",
+    )
+    options: list[str] = Field(
+        default_factory=list,
+        description="Beam pipeline flags, passed to Beam unchanged (e.g. [--flink_master=<host>:8081]; "
+        "docs/operations.md has the flags of each runner).",
+    )
 
 
 class Tracking(_Strict):
@@ -515,6 +706,33 @@ class Serving(_Strict):
         1.0, gt=0.0, description="The router writes its prediction log at least this often (and every log_batch)."
     )
     log_batch: int = Field(256, ge=1, description="Records the router buffers before writing them.")
+
+
+class Storage(_Strict):
+    """Where a process keeps its mirror of an object-store artifact root (``artifact_root: s3://bucket/prefix``).
+
+    The store is the system of record; stages read and write the local mirror, which is published to the store
+    folder by folder (manifest last) and pulled at the start of every task (``pipelines.core.storage``).
+    """
+
+    cache: Path | None = Field(
+        None,
+        description="The local mirror; it must be the same path on every worker (stage outputs are passed "
+        "between tasks by path). Default: /var/tmp/continuous-training/<hash of the URL>.",
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Keyword arguments of the fsspec filesystem, e.g. {client_kwargs: {endpoint_url: "
+        "'http://minio:9000'}} for s3fs. Credentials come from the environment (AWS_ACCESS_KEY_ID, ...).",
+    )
+    lock_seconds: float = Field(
+        600.0, gt=0.0, description="A lease on shared state (deployment, retraining ledger) older than this is stale."
+    )
+
+    @field_validator("cache")
+    @classmethod
+    def _resolve_cache(cls, v: Path | None, info: ValidationInfo) -> Path | None:
+        return None if v is None else _resolve(v, info)
 
 
 class Monitoring(_Strict):
@@ -657,7 +875,15 @@ class Config(_Strict):
     thresholds: Thresholds
     training: Training
     beam: Beam = Beam()
-    artifact_root: Path
+    artifact_root: Path = Field(
+        description="Where every artifact lives: a folder, or an object-store URL (s3://bucket/prefix, gs://, "
+        "az://) mirrored into storage.cache. After loading, this is always the local folder; the URL is "
+        "artifact_store."
+    )
+    artifact_store: str | None = Field(
+        None, description="Set from a URL artifact_root: the object store the local folder mirrors (not set by hand)."
+    )
+    storage: Storage = Storage()
     mlflow: Tracking
     deployment: Deployment = Deployment()
     serving: Serving = Serving()
@@ -665,6 +891,18 @@ class Config(_Strict):
     expectations: Path | None = Field(
         None, description="YAML file that adds, tightens or relaxes expectations (next to the config)."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _object_store_root(cls, raw: Any) -> Any:
+        """A URL artifact root becomes ``artifact_store``; the root the stages use is its local mirror."""
+        if not isinstance(raw, dict) or not is_url(raw.get("artifact_root", "")):
+            return raw
+        if raw.get("artifact_store"):
+            raise ValueError("artifact_store is set from a URL artifact_root; do not set it by hand")
+        url = str(raw["artifact_root"]).rstrip("/")
+        cache = (raw.get("storage") or {}).get("cache") or default_cache(url)
+        return {**raw, "artifact_root": cache, "artifact_store": url}
 
     @field_validator("artifact_root", "expectations")
     @classmethod
@@ -729,8 +967,12 @@ class Config(_Strict):
 def load_config(path: str | Path | None = None) -> Config:
     """Read and validate a YAML config (``DEFAULT_CONFIG`` when ``path`` is None or empty).
 
+    With an object-store ``artifact_root`` the local mirror is attached and brought up to date here, so every
+    task starts from what the other workers have published.
+
     Raises:
         ConfigError: naming the file and each offending key (e.g. ``thresholds.gate.floors``).
+        StorageError: the artifact store cannot be reached.
     """
     path = Path(path) if path else DEFAULT_CONFIG
     try:
@@ -742,7 +984,18 @@ def load_config(path: str | Path | None = None) -> Config:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     try:
-        return Config.model_validate(raw, context={"base_dir": path.resolve().parent})
+        config = Config.model_validate(raw, context={"base_dir": path.resolve().parent})
     except ValidationError as exc:
         lines = [f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors()]
         raise ConfigError(f"{path}: invalid config\n  " + "\n  ".join(lines)) from None
+    if config.artifact_store:
+        attach(config.artifact_store, config.artifact_root, config.storage.options, config.storage.lock_seconds)
+        if not config.mlflow.tracking_uri:
+            log.warning(
+                "%s: artifact_root is the object store %s, but MLflow runs go to %s on this machine only; set "
+                "mlflow.tracking_uri to a shared tracking server",
+                path,
+                config.artifact_store,
+                config.tracking_uri,
+            )
+    return config

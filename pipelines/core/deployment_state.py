@@ -21,6 +21,7 @@ from typing import Any
 from pipelines.core.artifacts import CorruptArtifact, file_lock, read_json, write_json_atomic
 from pipelines.core.config import Config
 from pipelines.core.contracts import PipelineError
+from pipelines.core.storage import lease
 
 STATE_FILE = "state.json"
 REVISIONS = "states"
@@ -300,7 +301,8 @@ def restore_state(config: Config) -> tuple[DeploymentState, Path]:
 @contextmanager
 def state_lock(config: Config) -> Iterator[None]:
     """Serialize read-modify-write of the state across processes (runs of a backfill may overlap)."""
-    with file_lock(deployment_dir(config) / ".state.lock"):
+    lock = deployment_dir(config) / ".state.lock"
+    with file_lock(lock), lease(lock, refresh=deployment_dir(config)):  # the lease: across machines
         yield
 
 

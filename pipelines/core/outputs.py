@@ -109,7 +109,7 @@ class ValidationOutput(StageOutput):
 
 @dataclass(frozen=True)
 class TransformOutput(StageOutput):
-    """Raw train/test splits, transformed train examples and the TFT output."""
+    """Raw train/validation/test splits, their report, transformed train examples and the TFT output."""
 
     stage = StageName.TRANSFORM
 
@@ -127,6 +127,15 @@ class TransformOutput(StageOutput):
     def validation_raw(self) -> Path:
         """Raw rows held out of the train split to choose the decision threshold on (when one is chosen)."""
         return self.path / "validation_raw.parquet"
+
+    @property
+    def split_report_path(self) -> Path:
+        """The split report as JSON: rows, label shares and slice-column shares per split, and their gaps."""
+        return self.path / "split.json"
+
+    def split_report(self) -> dict[str, Any]:
+        """The split report, parsed."""
+        return read_json(self.split_report_path)
 
     @property
     def tft_dir(self) -> Path:

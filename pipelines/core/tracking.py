@@ -14,10 +14,13 @@ Two things make it safe to run many processes at once on one machine:
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import socket
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -31,8 +34,11 @@ from pipelines.core.context import RunContext
 log = logging.getLogger(__name__)
 
 MODEL_ARTIFACT = "model"  # the artifact path of the SavedModel in a training run
+INPUT_EXAMPLE = "input_example.json"  # raw rows beside the SavedModel, described in its MLmodel file
 PROCESS_TAG = "process"  # "<host>:<pid>:<process start time>" of the process that opened the run
+DIGEST_LENGTH = 36  # MLflow keeps this many characters of a dataset's digest
 _SQLITE = "sqlite:///"
+_NAME = re.compile(r"[\w\-. /:]+")  # what MLflow accepts as a param name
 
 
 def ensure_store(config: Config) -> None:
@@ -50,11 +56,18 @@ def ensure_store(config: Config) -> None:
         for debris in (tmp, tmp.with_name(f"{tmp.name}-journal")):  # from an init killed mid-way
             debris.unlink(missing_ok=True)
         uri = f"{_SQLITE}{tmp}"
-        store = SqlAlchemyStore(uri, (config.artifact_root / "mlruns").as_uri())  # creates every table
+        store = SqlAlchemyStore(uri, _artifact_location(config))  # creates every table
         store.engine.dispose()
         getattr(SqlAlchemyStore, "_engine_map", {}).pop(uri, None)
         os.replace(tmp, path)
         log.info("created the MLflow tracking store %s", path)
+
+
+def _artifact_location(config: Config) -> str | None:
+    """Where a SQLite store keeps run artifacts: ``mlruns/`` beside the database file (not the working directory,
+    MLflow's default); None for a tracking server, which has its own."""
+    uri = config.tracking_uri
+    return (Path(uri[len(_SQLITE) :]).parent / "mlruns").as_uri() if uri.startswith(_SQLITE) else None
 
 
 def client(config: Config) -> Any:
@@ -74,7 +87,7 @@ def experiment_id(config: Config) -> str:
     experiment = mlflow_client.get_experiment_by_name(config.mlflow.experiment)
     if experiment is not None:
         return experiment.experiment_id
-    location = (config.artifact_root / "mlruns").as_uri() if config.mlflow.tracking_uri is None else None
+    location = _artifact_location(config)
     try:
         return mlflow_client.create_experiment(config.mlflow.experiment, artifact_location=location)
     except MlflowException as exc:
@@ -134,3 +147,73 @@ def start_run(ctx: RunContext) -> Iterator[Any]:
     name = f"{ctx.ds.isoformat()} attempt {ctx.attempt}"
     with mlflow.start_run(experiment_id=experiment, run_name=name, tags=tags) as run:
         yield run
+
+
+def flat_params(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested settings as MLflow params: each sub-setting under its dotted key (``early_stopping.patience``); a
+    list, or a mapping whose keys MLflow does not take as names (label values such as ``>50K``), as one JSON value.
+    """
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value and all(_NAME.fullmatch(str(k)) for k in value):
+            flat.update(flat_params(value, f"{name}."))
+        else:
+            flat[name] = json.dumps(value) if isinstance(value, Mapping | list) else value
+    return flat
+
+
+def log_datasets(datasets: Mapping[str, tuple[str | Path, str]]) -> None:
+    """Record the data the active run used as its MLflow dataset inputs, in one call.
+
+    Args:
+        datasets: each dataset's name (also its context: ``train``, ``validation``, ...) -> (its local path, its
+            content fingerprint). MLflow keeps the fingerprint's first ``DIGEST_LENGTH`` characters as the digest.
+    """
+    import mlflow
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.data.sources import LocalArtifactDatasetSource
+
+    mlflow.log_inputs(
+        datasets=[
+            MetaDataset(LocalArtifactDatasetSource(str(source)), name=name, digest=fingerprint[:DIGEST_LENGTH])
+            for name, (source, fingerprint) in datasets.items()
+        ],
+        contexts=list(datasets),
+        tags_list=[None] * len(datasets),
+    )
+
+
+def log_saved_model(model_dir: Path, inputs: Mapping[str, str], output: str, example: Any) -> None:
+    """Log an exported SavedModel as the active run's ``model`` artifact, described as an MLflow model.
+
+    Its ``MLmodel`` file gives the ``tensorflow`` flavor (``mlflow.tensorflow.load_model`` returns the loaded
+    SavedModel), the signature (the raw input columns, each optional, to one float ``output``) and the input
+    example (``example``'s rows, in ``input_example.json``).
+
+    Args:
+        model_dir: the SavedModel's folder.
+        inputs: each raw input column and its MLflow type (``float``, ``string``, ...).
+        output: the name of the model's output.
+        example: a few raw rows (a pandas DataFrame of the input columns).
+    """
+    import mlflow
+    from mlflow.models import Model, ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    signature = ModelSignature(
+        Schema([ColSpec(kind, name, required=False) for name, kind in inputs.items()]),
+        Schema([ColSpec("float", output)]),
+    )
+    description = Model(
+        artifact_path=MODEL_ARTIFACT,
+        run_id=mlflow.active_run().info.run_id,
+        signature=signature,
+        saved_input_example_info={"artifact_path": INPUT_EXAMPLE, "type": "dataframe", "pandas_orient": "split"},
+    )
+    description.add_flavor("tensorflow", saved_model_dir=".", model_type="tf2-module", code=None)
+    with tempfile.TemporaryDirectory() as tmp:
+        description.save(str(Path(tmp) / "MLmodel"))
+        (Path(tmp) / INPUT_EXAMPLE).write_text(example.to_json(orient="split", index=False))
+        mlflow.log_artifacts(str(model_dir), artifact_path=MODEL_ARTIFACT)
+        mlflow.log_artifacts(tmp, artifact_path=MODEL_ARTIFACT)

@@ -1,40 +1,36 @@
 """Transform: split the snapshot, analyze the train split with Beam + TFT, transform it.
 
-The split is a hash of each row's source (date, line), so a row keeps its side of the split in every
-run whose window contains it: yesterday's test rows never leak into today's training. Numeric
-features are z-scored (missing values land on the mean), categorical ones go through a vocabulary
-with one out-of-vocabulary bucket (missing is a token of its own). Data reaches TFT as Arrow
+The split (``pipelines.features.splits``) is by default a hash of each row's source (date, line), so a
+row keeps its side of the split in every run whose window contains it: yesterday's test rows never leak
+into today's training; small data can be stratified by label and chosen slices instead. By default
+numeric features are z-scored (missing values land on the mean), categorical ones go through a
+vocabulary with one out-of-vocabulary bucket (missing is a token of its own); each feature's config
+can choose min-max, log or quantile buckets, vocabulary limits and what a missing value becomes, the
+schema adds hashed crosses, or names the user's own preprocessing_fn. Data reaches TFT as Arrow
 RecordBatches through tfx-bsl's TensorAdapter: faster than instance dicts, and it exits cleanly.
 
-Outputs: ``train_raw.parquet`` and ``test_raw.parquet`` (raw rows of each split), transformed train
-examples as TFRecords, and the TFT output (``tft/``: transform graph, vocabularies, schemas).
+Outputs: ``train_raw.parquet`` and ``test_raw.parquet`` (raw rows of each split), ``split.json`` (rows,
+label and slice shares per split), transformed train examples as TFRecords, and the TFT output (``tft/``:
+transform graph, vocabularies, schemas).
 """
 
 from __future__ import annotations
 
-import hashlib
+import functools
+import importlib
 import logging
 import shutil
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
-from pipelines.core.artifacts import fingerprint_frame, fingerprint_json
-from pipelines.core.config import Config, Schema
+from pipelines.core.artifacts import fingerprint_frame, fingerprint_json, write_json_atomic
+from pipelines.core.config import Config, ConfigError, Feature, Schema
 from pipelines.core.context import RunContext
 from pipelines.core.contracts import StageName
-from pipelines.core.outputs import (
-    SOURCE_DS,
-    SOURCE_ROW,
-    IngestOutput,
-    StaleInput,
-    TransformOutput,
-    ValidationOutput,
-    require,
-)
+from pipelines.core.outputs import IngestOutput, StaleInput, TransformOutput, ValidationOutput, require
 from pipelines.features.encoding import arrow_schema, column_kinds, to_record_batches
+from pipelines.features.splits import in_test_split as in_test_split  # re-exported: tests import it from here
+from pipelines.features.splits import report_summary, split_report, split_rows
 
 log = logging.getLogger(__name__)
 
@@ -42,47 +38,139 @@ TRANSFORMED_TRAIN = "train"
 MISSING_TOKEN = "__MISSING__"
 
 
-def in_test_split(df: pd.DataFrame, fraction: float, seed: int) -> np.ndarray:
-    """True for rows in the test split: a stable hash of (seed, source date, source line)."""
-    keys = (f"{seed}/{d}/{r}".encode() for d, r in zip(df[SOURCE_DS], df[SOURCE_ROW], strict=True))
-    buckets = np.fromiter(
-        (int.from_bytes(hashlib.blake2b(k, digest_size=8).digest(), "big") % 10_000 for k in keys),
-        dtype=np.int64,
-        count=len(df),
-    )
-    return buckets < round(fraction * 10_000)
+def load_preprocessing_fn(path: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The user's preprocessing function at ``package.module:fn`` (or ``package.module.fn``).
+
+    Raises:
+        ConfigError: the module or the function cannot be imported, or it is not callable.
+    """
+    module, _, attribute = path.partition(":") if ":" in path else path.rpartition(".")
+    try:
+        fn = getattr(importlib.import_module(module), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"schema.preprocessing_fn: cannot import {path!r}: {exc}") from exc
+    if not callable(fn):
+        raise ConfigError(f"schema.preprocessing_fn: {path!r} is a {type(fn).__name__}, not a function")
+    return fn
 
 
-def make_preprocessing_fn(schema: Schema) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """The TFT preprocessing function implied by the schema (label optional, as at serving time)."""
+def _dense(sparse: Any, default: Any) -> Any:
+    """One value per row from a raw column of zero or one value per row, ``default`` where it is missing."""
+    import tensorflow as tf
+
+    shaped = tf.SparseTensor(sparse.indices, sparse.values, [sparse.dense_shape[0], 1])
+    return tf.squeeze(tf.sparse.to_dense(shaped, default_value=default), axis=1)
+
+
+def _numeric_outputs(feature: Feature, raw: Any) -> dict[str, Any]:
+    """The scaled value and/or the quantile bucket ids of one numeric feature.
+
+    Missing values are imputed (the train mean, or ``feature.impute``) before scaling, in the graph; the
+    analyzers see only the values present, so imputing the mean leaves the z-scores of the others unchanged.
+    """
     import tensorflow as tf
     import tensorflow_transform as tft
 
-    def dense(sparse: Any, default: Any) -> Any:
-        shaped = tf.SparseTensor(sparse.indices, sparse.values, [sparse.dense_shape[0], 1])
-        return tf.squeeze(tf.sparse.to_dense(shaped, default_value=default), axis=1)
+    present = raw.values
+    fill = tft.mean(present) if feature.impute is None else tf.constant(feature.impute, tf.float32)
+    value = _dense(raw, fill)
+    outputs = {}
+    if feature.bucket_output:
+        boundaries = tft.quantiles(present, feature.buckets, epsilon=min(1.0 / feature.buckets, 0.01))
+        outputs[feature.bucket_output] = tft.apply_buckets(value, boundaries)
+    transform = feature.transform or "zscore"
+    if transform == "bucketize":
+        return outputs
+    if transform == "log":
+        present, value = (tf.math.log1p(tf.maximum(x, 0.0)) for x in (present, value))
+    if transform == "minmax":
+        low, high = tft.min(present), tft.max(present)
+        outputs[feature.name] = (value - low) / tf.where(high > low, high - low, 1.0)
+    else:
+        deviation, std = value - tft.mean(present), tf.sqrt(tft.var(present))
+        outputs[feature.name] = tf.where(std > 0, deviation / std, deviation)
+    return outputs
+
+
+def _hashed_cross(keys: list[Any], hash_buckets: int) -> Any:
+    """Bucket ids of the joined values, with their range recorded in the output schema (as the vocabularies and
+    quantile buckets record theirs), so the trainer knows how many ids to embed."""
+    import tensorflow as tf
+    import tensorflow_transform as tft
+    from tensorflow_transform import schema_inference
+
+    ids = tft.hash_strings(tf.strings.join(keys, separator="\x1f"), hash_buckets)
+    schema_inference.set_tensor_schema_override(ids, tf.constant(0, tf.int64), tf.constant(hash_buckets - 1, tf.int64))
+    return ids
+
+
+def _configured_outputs(schema: Schema, inputs: dict[str, Any]) -> dict[str, Any]:
+    """The per-feature transforms and crosses of the schema."""
+    import tensorflow as tf
+    import tensorflow_transform as tft
+
+    outputs, keys = {}, {}
+    for feature in schema.model_features:
+        name = feature.name
+        if feature.kind == "numeric":
+            outputs.update(_numeric_outputs(feature, inputs[name]))
+            if feature.bucket_output:
+                keys[name] = tf.strings.as_string(outputs[feature.bucket_output])
+        else:
+            keys[name] = _dense(inputs[name], feature.impute if feature.impute is not None else MISSING_TOKEN)
+            outputs[name] = tft.compute_and_apply_vocabulary(
+                keys[name],
+                top_k=feature.top_k,
+                frequency_threshold=feature.frequency_threshold,
+                num_oov_buckets=feature.num_oov_buckets or 1,
+                vocab_filename=name,
+            )
+    for cross in schema.crosses:
+        outputs[cross.name] = _hashed_cross([keys[n] for n in cross.features], cross.hash_buckets)
+    return outputs
+
+
+def make_preprocessing_fn(schema: Schema) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The TFT preprocessing function: the user's own (``schema.preprocessing_fn``) or the per-feature
+    transforms and crosses the schema configures, plus the label when it is among the inputs (it is not at
+    serving time).
+
+    Raises:
+        ConfigError: ``schema.preprocessing_fn`` cannot be imported or is not callable.
+    """
+    import tensorflow as tf
+
+    if schema.preprocessing_fn:
+        features = load_preprocessing_fn(schema.preprocessing_fn)
+    else:
+        features = functools.partial(_configured_outputs, schema)
+    label = schema.label
 
     def preprocessing_fn(inputs: dict[str, Any]) -> dict[str, Any]:
-        outputs = {}
-        for name in schema.model_numeric:
-            outputs[name] = dense(tft.scale_to_z_score(inputs[name]), 0.0)
-        for name in schema.model_categorical:
-            outputs[name] = tft.compute_and_apply_vocabulary(
-                dense(inputs[name], MISSING_TOKEN), num_oov_buckets=1, vocab_filename=name
-            )
-        label = schema.label
-        if label.name in inputs:
-            outputs[label.name] = tf.cast(tf.equal(dense(inputs[label.name], ""), label.positive), tf.int64)
+        outputs = dict(features(dict(inputs)))
+        if label.name in inputs and label.name not in outputs:
+            outputs[label.name] = tf.cast(tf.equal(_dense(inputs[label.name], ""), label.positive), tf.int64)
         return outputs
 
     return preprocessing_fn
 
 
 def beam_options(config: Config) -> Any:
-    """Beam pipeline options from the config: the runner and any extra flags."""
-    from apache_beam.options.pipeline_options import PipelineOptions
+    """Beam pipeline options from the config: ``--runner`` and every flag of ``beam.options``, unchanged.
 
-    return PipelineOptions([f"--runner={config.beam.runner}", *config.beam.options])
+    Raises:
+        ConfigError: ``beam.runner`` is neither a runner Beam knows nor a dotted class path.
+    """
+    from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+    runner = config.beam.runner
+    known = {name.lower() for name in StandardOptions.KNOWN_RUNNER_NAMES}
+    if "." not in runner and runner.lower() not in known and f"{runner.lower()}runner" not in known:
+        raise ConfigError(
+            f"beam.runner: unknown runner {runner!r}; Beam knows {', '.join(StandardOptions.KNOWN_RUNNER_NAMES)} "
+            "or the dotted path of a PipelineRunner subclass"
+        )
+    return PipelineOptions([f"--runner={runner}", *config.beam.options])
 
 
 def analyze_and_transform(out: TransformOutput, config: Config) -> None:
@@ -129,31 +217,32 @@ def transform_features(ctx: RunContext, snapshot_uri: str, validation_uri: str) 
 
     Raises:
         StaleInput: the snapshot did not pass validation (or validation ran on another snapshot).
+        ConfigError: an unknown ``beam.runner`` or a ``schema.preprocessing_fn`` that cannot be imported (before
+            any work).
     """
+    beam_options(ctx.config)  # both raise before any work on a config error
+    make_preprocessing_fn(ctx.config.data_schema)
     snapshot = require(IngestOutput(snapshot_uri))
     validation = require(ValidationOutput(validation_uri))
     if validation.metadata()["inputs"]["snapshot"]["fingerprint"] != snapshot.metadata()["fingerprint"]:
         raise StaleInput(f"validation at {validation_uri} checked another snapshot: re-run `validate` first")
-    data = ctx.config.data
-    rows = snapshot.read_snapshot()
-    is_test = in_test_split(rows, data.test_fraction, data.split_seed)
-    train, test = rows[~is_test].reset_index(drop=True), rows[is_test].reset_index(drop=True)
-    threshold = ctx.config.training.threshold
-    held_out = train.iloc[:0]
-    if threshold.strategy != "fixed":  # held out of training to choose the decision threshold on
-        held = in_test_split(train, threshold.validation_fraction, data.split_seed + 1)
-        train, held_out = train[~held].reset_index(drop=True), train[held].reset_index(drop=True)
+    splits = split_rows(snapshot.read_snapshot(), ctx.config)
+    train, held_out, test = splits
+    report = split_report(splits, ctx.config)
     with ctx.open_stage(StageName.TRANSFORM) as out:
         written = TransformOutput(out.path)
         train.to_parquet(written.train_raw, index=False)
         test.to_parquet(written.test_raw, index=False)
         if len(held_out):
             held_out.to_parquet(written.validation_raw, index=False)
+        write_json_atomic(written.split_report_path, report)
         log.info(
             "transform: %d train rows, %d test rows; running TFT on %s", len(train), len(test), ctx.config.beam.runner
         )
         analyze_and_transform(written, ctx.config)
         split_fingerprints = {"train": fingerprint_frame(train), "test": fingerprint_frame(test)}
+        if len(held_out):
+            split_fingerprints["validation"] = fingerprint_frame(held_out)
         out.finish(
             fingerprint_json(split_fingerprints),
             inputs={"snapshot": snapshot, "validation": validation},
@@ -161,6 +250,7 @@ def transform_features(ctx: RunContext, snapshot_uri: str, validation_uri: str) 
             test_rows=len(test),
             validation_rows=len(held_out),
             split_fingerprints=split_fingerprints,
+            split=report_summary(report),
             beam_runner=ctx.config.beam.runner,
         )
     return out.uri

@@ -28,6 +28,7 @@ from pipelines.core.artifacts import file_lock, read_json, write_json_atomic
 from pipelines.core.config import Config
 from pipelines.core.deployment_state import EventKind, read_state
 from pipelines.core.prediction_log import FEEDBACK, PREDICTIONS, prediction_rows, read_records
+from pipelines.core.storage import lease
 from pipelines.deployment.rollback import rollback
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ def request_retrain(
         already made one; (None, why) when the cooldown or the cap holds it back.
     """
     settings, path = config.monitoring, ledger_path(config)
-    with file_lock(path.with_suffix(".lock")):
+    with file_lock(path.with_suffix(".lock")), lease(path.with_suffix(".lock"), refresh=path):
         requests = read_json(path)["requests"] if path.exists() else []
         for earlier in requests:
             if earlier["interval"] == interval:

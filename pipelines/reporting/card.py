@@ -262,23 +262,45 @@ def _splits(config: Config, root: Path, stages: dict[str, Any], stop: dict[str, 
     meta = stages.get(StageName.TRANSFORM)
     if meta is None:
         return _missing(stop, "no splits")
-    train, test = meta.get("train_rows") or 0, meta.get("test_rows") or 0
-    total = train + test
     out = TransformOutput(root / StageName.TRANSFORM)
+    counts = {name: meta.get(f"{name}_rows") or 0 for name in ("train", "validation", "test")}
+    paths = {"train": out.train_raw, "validation": out.validation_raw, "test": out.test_raw}
+    total = sum(counts.values())
     fingerprints = meta.get("split_fingerprints") or {}
+    report = out.split_report() if out.split_report_path.exists() else {}  # runs from before the split report
     return {
         "available": True,
         "test_fraction": config.data.test_fraction,
+        "method": report.get("method"),
+        "stratify_by": report.get("stratify_by") or [],
         "splits": {
             name: {
                 "rows": rows,
                 "share": round(rows / total, 6) if total else None,
-                "positive_share": _label_share(path, config),
+                "positive_share": _label_share(paths[name], config),
                 "fingerprint": fingerprints.get(name),
             }
-            for name, rows, path in (("train", train, out.train_raw), ("test", test, out.test_raw))
+            for name, rows in counts.items()
+            if rows or name != "validation"
         },
+        "gaps": _split_gaps(report),
     }
+
+
+def _split_gaps(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per column of the split report, the value whose train and test shares differ most; largest gap first."""
+    parts = report.get("splits") or {}
+    rows = [
+        {
+            "column": column,
+            "value": gap["value"],
+            "train": parts["train"]["columns"][column].get(gap["value"], 0.0),
+            "test": parts["test"]["columns"][column].get(gap["value"], 0.0),
+            "gap": gap["gap"],
+        }
+        for column, gap in (report.get("gaps") or {}).items()
+    ]
+    return sorted(rows, key=lambda row: -row["gap"])
 
 
 def _training(stages: dict[str, Any], stop: dict[str, Any] | None) -> dict[str, Any]:
@@ -294,6 +316,12 @@ def _training(stages: dict[str, Any], stop: dict[str, Any] | None) -> dict[str, 
         "attempt": meta.get("attempt"),
         "mlflow_run_id": meta.get("mlflow_run_id"),
         "model_fingerprint": meta.get("fingerprint"),
+        "epochs_trained": meta.get("epochs_trained"),
+        "best_epoch": meta.get("best_epoch"),
+        "stopped_epoch": meta.get("stopped_epoch"),
+        "sanity_check": meta.get("sanity_check"),
+        "warm_start": meta.get("warm_start"),
+        "class_weights": meta.get("class_weights"),
     }
 
 
@@ -824,9 +852,26 @@ def _splits_html(part: dict[str, Any]) -> str:
         ]
         for name, s in part["splits"].items()
     ]
-    return f"<p>Test fraction configured: {escape(fmt_share(part['test_fraction']))}</p>" + _table(
-        ["split", "rows", "share", "positive label", "fingerprint"], rows
-    )
+    method = {"hash": "hashed by row source", "stratified": "stratified by label"}.get(part["method"])
+    if method and part["stratify_by"]:
+        method += " x " + " x ".join(part["stratify_by"])
+    html = f"<p>Test fraction configured: {escape(fmt_share(part['test_fraction']))}"
+    html += f", {escape(method)}.</p>" if method else "</p>"
+    html += _table(["split", "rows", "share", "positive label", "fingerprint"], rows)
+    if not part["gaps"]:
+        return html
+    gaps = [
+        [
+            escape(g["column"]),
+            escape(g["value"]),
+            _num_cell(escape(fmt_share(g["train"]))),
+            _num_cell(escape(fmt_share(g["test"]))),
+            _num_cell(escape(f"{g['gap'] * 100:.1f} pp")),
+        ]
+        for g in part["gaps"]
+    ]
+    gap_table = _table(["column", "value", "train", "test", "gap"], gaps)
+    return f"{html}<h3>Largest train/test share gap per column</h3>{gap_table}"
 
 
 def _training_html(part: dict[str, Any]) -> str:
@@ -838,6 +883,7 @@ def _training_html(part: dict[str, Any]) -> str:
     html = _kv(
         [
             ("epochs, seed, attempt", escape(f"{part['epochs']}, {part['seed']}, {part['attempt']}")),
+            *_fit_rows(part),
             ("MLflow run", escape(str(part["mlflow_run_id"]))),
             ("model fingerprint", _short(part["model_fingerprint"])),
         ]
@@ -850,6 +896,30 @@ def _training_html(part: dict[str, Any]) -> str:
     if not any(k.startswith("val_") for k in history):
         html += '<p class="muted">No validation split during training: the curves are on the training rows.</p>'
     return html
+
+
+def _fit_rows(part: dict[str, Any]) -> list[tuple[str, str]]:
+    """How the fit went: the kept epoch, the sanity check, the warm start and the class weights (when recorded)."""
+    rows = []
+    if part.get("best_epoch") is not None:
+        stopped = part.get("stopped_epoch")
+        kept = f"epoch {part['best_epoch'] + 1} of {part['epochs_trained']} trained"
+        rows.append(("kept weights", escape(kept + (f"; stopped early after epoch {stopped + 1}" if stopped else ""))))
+    sanity = part.get("sanity_check")
+    if sanity:
+        text = sanity.get("result", "")
+        if "loss_after" in sanity:
+            text += (
+                f": loss {sanity['loss_before']:.3f} → {sanity['loss_after']:.3f} on one batch of {sanity['rows']} "
+                f"rows (constant guess {sanity['constant_loss']:.3f})"
+            )
+        rows.append(("sanity check", escape(text)))
+    warm = part.get("warm_start")
+    if warm:
+        rows.append(("warm start", escape(f"from {warm.get('live_version')}" if warm.get("used") else warm["reason"])))
+    if part.get("class_weights"):
+        rows.append(("class weights", escape(", ".join(f"{k}: {v:.3g}" for k, v in part["class_weights"].items()))))
+    return rows
 
 
 _BASELINE_NAMES = {

@@ -52,7 +52,7 @@ from pipelines.deployment.controller import set_routing, switch_standby
 from pipelines.deployment.endpoints import Endpoints, configured
 from pipelines.deployment.registry import registered_model
 from pipelines.deployment.rollback import rollback
-from pipelines.serving.server import LATENCY_BUCKETS
+from pipelines.serving.server import LATENCY_BUCKETS, follow_store
 
 log = logging.getLogger(__name__)
 
@@ -254,11 +254,20 @@ def create_app(config: Config, endpoints: Endpoints | None = None) -> FastAPI:
         connector = aiohttp.TCPConnector(limit=512, keepalive_timeout=60)
         shared["session"] = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60))
         shared["recorder"] = recorder = Recorder(config)
-        writer = asyncio.create_task(recorder.run())
+        tasks = [asyncio.create_task(recorder.run())]
+        if config.artifact_store:
+            tasks.append(asyncio.create_task(follow()))
         yield
-        writer.cancel()
-        await asyncio.gather(writer, return_exceptions=True)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await shared["session"].close()
+
+    async def follow() -> None:
+        """With an object-store artifact root: pull the deployment state every ``reload_seconds``."""
+        while True:
+            await asyncio.to_thread(follow_store, config)
+            await asyncio.sleep(config.serving.reload_seconds)
 
     app = FastAPI(title=f"{name} router", lifespan=lifespan, docs_url=None, redoc_url=None)
 

@@ -35,8 +35,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
+from pipelines.core import storage
 from pipelines.core.config import Config
-from pipelines.core.deployment_state import Slot, read_state, state_path
+from pipelines.core.deployment_state import Slot, deployment_dir, read_state, state_path
 from pipelines.deployment.registry import registered_model
 from pipelines.model.scoring import load_scorer, predict_with
 from pipelines.model.signature import OUTPUT, SIGNATURE, read_threshold
@@ -108,14 +109,26 @@ class SlotModel:
                 self.problem = f"could not load the model of slot {self.slot}: {exc}"
 
     def watch(self, stop: threading.Event) -> None:
-        """Refresh now, then whenever the state file changes, until ``stop`` is set."""
+        """Refresh now, then whenever the state file changes, until ``stop`` is set (with an object-store
+        artifact root, the deployment folder is pulled first each time)."""
         path, seen = state_path(self.config), None
         while not stop.is_set():
+            follow_store(self.config)
             stamp = path.stat().st_mtime_ns if path.exists() else None
             if stamp != seen or self.loaded is None:
                 seen = stamp
                 self.refresh()
             stop.wait(self.config.serving.reload_seconds)
+
+
+def follow_store(config: Config) -> None:
+    """Pull the deployment folder (state, model versions) from an object-store artifact root; a store that
+    cannot be reached is logged and the servers go on with what they have."""
+    if config.artifact_store:
+        try:
+            storage.refresh(deployment_dir(config))
+        except storage.StorageError as exc:
+            log.warning("could not pull the deployment state from %s: %s", config.artifact_store, exc)
 
 
 def _first_row(parquet: str) -> pd.DataFrame:

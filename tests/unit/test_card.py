@@ -164,6 +164,10 @@ def test_the_card_carries_the_runs_numbers(runs):
     assert card["splits"]["splits"]["test"]["positive_share"] == pytest.approx(
         positives(test_rows, config.data_schema).mean(), abs=1e-6
     )
+    max_gap = TransformOutput(stage(config, SECOND, "transform")).split_report()["max_gap"]
+    top = card["splits"]["gaps"][0]
+    assert (top["column"], top["value"], top["gap"]) == (max_gap["column"], max_gap["value"], max_gap["gap"])
+    assert f"<td>{escape(top['value'])}</td>" in splits and f"{max_gap['gap'] * 100:.1f} pp" in splits
 
     train = read_metadata(stage(config, SECOND, "train"))
     training = section(html, "training")

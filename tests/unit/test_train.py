@@ -1,4 +1,5 @@
-"""Training with real TensorFlow: the exported model takes raw features and stands alone."""
+"""Training with real TensorFlow: the exported model takes raw features and stands alone; the fit follows the
+config (early stopping, class weights, seeds, the sanity check, warm start) and is logged to MLflow whole."""
 
 from __future__ import annotations
 
@@ -11,26 +12,57 @@ import pytest
 from conftest import SMALL, ingest_and_validate, write_config
 
 from pipelines.core.artifacts import read_metadata
-from pipelines.core.config import load_config
+from pipelines.core.config import Config, ConfigError, EarlyStopping, load_config
 from pipelines.core.context import RunContext
+from pipelines.core.deployment_state import SlotRecord
 from pipelines.core.outputs import SOURCE_DS, SOURCE_ROW, TrainOutput, TransformOutput
 from pipelines.data.demo import read_adult_wheel, write_partitions
 from pipelines.features.transform import transform_features
 from pipelines.model.scoring import load_scorer, score
 from pipelines.model.signature import EXAMPLES_INPUT
-from pipelines.model.train import train_model
+from pipelines.model.train import (
+    SanityCheckFailed,
+    build_model,
+    class_weights,
+    fit,
+    model_inputs,
+    remap_rows,
+    sanity_check,
+    train_dataset,
+    train_model,
+    validation_data,
+)
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
+    """A transform with a validation split (the threshold is chosen on it) and a model trained with early stopping."""
     from conftest import ADULT_WHEEL
 
     tmp = tmp_path_factory.mktemp("train")
-    path = write_config(tmp, {**SMALL, "training": {"epochs": 2}})
+    training = {"epochs": 2, "threshold": {"strategy": "max_f1"}, "early_stopping": {"patience": 1}}
+    path = write_config(tmp, {**SMALL, "training": training})
     write_partitions(read_adult_wheel(ADULT_WHEEL), load_config(path), date(2026, 1, 1), 800, days=3)
     ctx = RunContext.create(path, "2026-01-03")
     transform_uri = transform_features(ctx, *ingest_and_validate(ctx))
     return ctx, transform_uri, train_model(ctx, transform_uri)
+
+
+def variant(config: Config, **training) -> Config:
+    """``config`` with some ``training`` settings changed: one epoch of a model with dropout unless said."""
+    changed = config.training.model_copy(update={"epochs": 1, "dropout": 0.1, "early_stopping": None, **training})
+    return config.model_copy(update={"training": changed})
+
+
+@pytest.fixture(scope="module")
+def one_epoch(trained):
+    """One epoch on the fixture's transform output with seed 7."""
+    ctx, transform_uri, _ = trained
+    return fit(variant(ctx.config), TransformOutput(transform_uri), seed=7)
+
+
+def weights(fitted) -> list[np.ndarray]:
+    return fitted.model.get_weights()
 
 
 def test_exported_model_scores_raw_rows_without_the_transform_output(trained, tmp_path):
@@ -38,9 +70,11 @@ def test_exported_model_scores_raw_rows_without_the_transform_output(trained, tm
     test = pd.read_parquet(TransformOutput(transform_uri).test_raw)
     model = tmp_path / "model"
     shutil.copytree(TrainOutput(train_uri).model_dir, model)
-    shutil.rmtree(transform_uri)  # the TFT graph and vocabularies must live inside the model
-
-    p = score(model, test, ctx.config.data_schema)
+    shutil.move(transform_uri, tmp_path / "transform")  # the TFT graph and vocabularies must live inside the model
+    try:
+        p = score(model, test, ctx.config.data_schema)
+    finally:
+        shutil.move(tmp_path / "transform", transform_uri)  # back, for the module's other tests
 
     assert p.shape == (len(test),) and ((p > 0) & (p < 1)).all()
     y = (test["income"] == ">50K").to_numpy()
@@ -80,6 +114,36 @@ def test_training_is_logged_to_mlflow_with_its_seed(trained):
     assert history[-1].value < history[0].value
 
 
+def test_the_mlflow_run_holds_what_reproduces_and_explains_the_model(trained):
+    import mlflow
+    from mlflow.models import Model
+
+    ctx, transform_uri, train_uri = trained
+    meta, transformed = read_metadata(train_uri), TransformOutput(transform_uri)
+    mlflow.set_tracking_uri(ctx.config.tracking_uri)
+    run, client = mlflow.get_run(meta["mlflow_run_id"]), mlflow.MlflowClient()
+    params, metrics, tags = run.data.params, run.data.metrics, run.data.tags
+
+    assert tags["code_version"] == meta["code_version"] and tags["config_hash"] == meta["config_hash"]
+    assert params["early_stopping.patience"] == "1" and params["early_stopping.monitor"] == "val_auc"
+    assert params["hidden_units"] == "[64, 32]" and params["dropout"] == "0.0" and params["class_weights"] == "none"
+    assert tags["warm_start"] == "not used: warm_start is off"
+    val_auc = client.get_metric_history(run.info.run_id, "val_auc")
+    assert [m.step for m in val_auc] == list(range(meta["epochs_trained"])) == [0, 1]
+    assert metrics["final_val_auc"] == pytest.approx(val_auc[meta["best_epoch"]].value)
+    assert metrics["best_epoch"] == meta["best_epoch"] and meta["sanity_check"]["result"] == "passed"
+
+    fingerprints = {**transformed.metadata()["split_fingerprints"], "validation": meta["validation"]["fingerprint"]}
+    logged = {d.dataset.name: d.dataset.digest for d in run.inputs.dataset_inputs}
+    assert logged == {name: fp[: len(logged[name])] for name, fp in fingerprints.items()} and len(logged) == 3
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} == {"model", "split.json"}
+    uri = f"runs:/{run.info.run_id}/model"
+    described = Model.load(uri)
+    raw = [f.name for f in ctx.config.data_schema.model_features]
+    assert described.signature.inputs.input_names() == raw
+    assert list(described.load_input_example(uri).columns) == raw
+
+
 def test_an_audit_only_feature_is_carried_but_never_fed_to_the_model(tmp_path, adult_frame):
     from pipelines.evaluation.baselines import simple_model
 
@@ -104,30 +168,131 @@ def test_an_audit_only_feature_is_carried_but_never_fed_to_the_model(tmp_path, a
     )
 
 
-def test_a_threshold_chosen_on_held_out_rows_travels_with_the_model(tmp_path, adult_frame):
+def test_a_threshold_chosen_on_held_out_rows_travels_with_the_model(trained):
     import json
 
     from pipelines.evaluation.metrics import classification_metrics
     from pipelines.model.signature import THRESHOLD_FILE, read_threshold
 
-    path = write_config(tmp_path, {**SMALL, "training": {"epochs": 1, "threshold": {"strategy": "max_f1"}}})
-    config = load_config(path)
-    write_partitions(adult_frame, config, date(2026, 1, 1), 800, days=3)
-    ctx = RunContext.create(config, "2026-01-03")
-    transformed = TransformOutput(transform_features(ctx, *ingest_and_validate(ctx)))
-    trained = TrainOutput(train_model(ctx, str(transformed.path)))
-
+    ctx, transform_uri, train_uri = trained
+    config, transformed, model = ctx.config, TransformOutput(transform_uri), TrainOutput(train_uri)
     train, held = pd.read_parquet(transformed.train_raw), pd.read_parquet(transformed.validation_raw)
     assert 0.05 < len(held) / (len(held) + len(train)) < 0.15, "about validation_fraction 0.1 of the train split"
     keys = [SOURCE_DS, SOURCE_ROW]
     assert not set(map(tuple, held[keys].to_numpy())) & set(map(tuple, train[keys].to_numpy())), "held out"
-    record = json.loads((trained.model_dir / THRESHOLD_FILE).read_text())
+    record = json.loads((model.model_dir / THRESHOLD_FILE).read_text())
     assert record["strategy"] == "max_f1" and record["validation_rows"] == len(held)
-    assert (
-        read_threshold(trained.model_dir)
-        == record["threshold"]
-        == trained.metadata()["decision_threshold"]["threshold"]
-    )
+    assert read_threshold(model.model_dir) == record["threshold"] == model.metadata()["decision_threshold"]["threshold"]
     y = (held["income"] == ">50K").to_numpy(dtype=int)
-    p = score(trained.model_dir, held, config.data_schema)
+    p = score(model.model_dir, held, config.data_schema)
     assert classification_metrics(y, p, record["threshold"])["f1"] >= classification_metrics(y, p, 0.5)["f1"]
+
+
+def test_the_same_seed_gives_the_same_model_and_another_seed_another(trained, one_epoch):
+    ctx, transform_uri, _ = trained
+    again = fit(variant(ctx.config), TransformOutput(transform_uri), seed=7)
+    other = fit(variant(ctx.config), TransformOutput(transform_uri), seed=8)
+
+    assert again.history == one_epoch.history
+    assert all(np.array_equal(a, b) for a, b in zip(weights(again), weights(one_epoch), strict=True))
+    assert other.history["val_auc"] != one_epoch.history["val_auc"]
+    assert not any(np.array_equal(a, b) for a, b in zip(weights(other), weights(one_epoch), strict=True))
+
+
+def test_early_stopping_stops_on_a_plateau_and_keeps_the_best_epoch(trained, one_epoch):
+    ctx, transform_uri, _ = trained
+    plateau = EarlyStopping(patience=2, min_delta=1.0)  # no AUC can rise by 1: no epoch after the first improves
+    fitted = fit(variant(ctx.config, epochs=10, early_stopping=plateau), TransformOutput(transform_uri), seed=7)
+
+    assert fitted.details["epochs_trained"] == 3 and fitted.details["stopped_epoch"] == 2, "patience 2, then stop"
+    assert fitted.details["best_epoch"] == 0 and fitted.history["loss"][0] == one_epoch.history["loss"][0]
+    assert fitted.history["val_auc"][2] != fitted.history["val_auc"][0], "the last epoch's model differs"
+    kept = zip(weights(fitted), weights(one_epoch), strict=True)
+    assert all(np.array_equal(a, b) for a, b in kept), "the first epoch's weights are restored"
+
+
+def test_balanced_class_weights_follow_the_train_split_and_raise_the_scores(trained, one_epoch):
+    import tensorflow_transform as tft
+
+    ctx, transform_uri, _ = trained
+    transformed, schema = TransformOutput(transform_uri), ctx.config.data_schema
+    fitted = fit(variant(ctx.config, class_weight="balanced"), transformed, seed=7)
+
+    positive = (pd.read_parquet(transformed.train_raw)["income"] == ">50K").to_numpy()
+    n, k = len(positive), positive.sum()
+    assert fitted.details["class_weights"] == pytest.approx({0: n / (2 * (n - k)), 1: n / (2 * k)})
+    features, _ = validation_data(
+        pd.read_parquet(transformed.validation_raw), tft.TFTransformOutput(str(transformed.tft_dir)), schema
+    )
+    weighted, plain = (float(np.mean(f.model(features))) for f in (fitted, one_epoch))
+    assert weighted > plain + 0.05, "positives (about a quarter of the rows) weigh as much as negatives"
+
+
+def test_class_weights_by_label_value(trained):
+    ctx, transform_uri, _ = trained
+    label, rows = ctx.config.data_schema.label, TransformOutput(transform_uri).train_raw
+
+    assert class_weights("none", label, rows) is None
+    assert class_weights({">50K": 3.0}, label, rows) == {0: 1.0, 1: 3.0}
+    assert class_weights({"<=50K": 0.5, ">50K": 2.0}, label, rows) == {0: 0.5, 1: 2.0}
+    with pytest.raises(ConfigError, match=r"training.class_weight: \['>50k'\] are not values"):
+        class_weights({">50k": 3.0}, label, rows)
+
+
+def test_the_sanity_check_stops_a_model_whose_features_cannot_explain_the_labels(trained):
+    import tensorflow as tf
+    import tensorflow_transform as tft
+
+    ctx, transform_uri, _ = trained
+    transformed, schema, params = TransformOutput(transform_uri), ctx.config.data_schema, ctx.config.training
+    tft_output = tft.TFTransformOutput(str(transformed.tft_dir))
+    features, labels = next(iter(train_dataset(transformed, tft_output, "income", 128, seed=0)))
+    alike = {name: tf.fill(tf.shape(values), values[0]) for name, values in features.items()}  # every row the same
+
+    passed = sanity_check(build_model(model_inputs(tft_output, schema), params), features, labels)
+    assert passed["result"] == "passed" and passed["loss_after"] < 0.8 * passed["constant_loss"]
+    with pytest.raises(SanityCheckFailed, match="The features do not explain the labels"):
+        sanity_check(build_model(model_inputs(tft_output, schema), params), alike, labels)
+
+
+def test_warm_start_begins_from_the_live_weights(trained):
+    import tf_keras as keras
+
+    ctx, transform_uri, train_uri = trained
+    model_dir = TrainOutput(train_uri).model_dir
+    live = SlotRecord("v1", str(model_dir), "", "2026-01-03", "run")
+    frozen = variant(ctx.config, warm_start=True, dropout=0.0, learning_rate=1e-9)  # the weights cannot move
+
+    fitted = fit(frozen, TransformOutput(transform_uri), seed=7, live=live)
+
+    assert fitted.details["warm_start"]["used"] and fitted.details["warm_start"]["live_version"] == "v1"
+    assert fitted.details["warm_start"]["embedding_rows_carried"]["sex"] == 3, "Female, Male and the OOV row"
+    live_weights = keras.models.load_model(model_dir, compile=False).get_weights()
+    for ours, theirs in zip(weights(fitted), live_weights, strict=True):
+        np.testing.assert_allclose(ours, theirs, atol=1e-6)
+
+
+def test_warm_start_is_skipped_with_the_reason_when_the_architecture_differs(trained):
+    import tensorflow_transform as tft
+
+    from pipelines.model.train import warm_start
+
+    ctx, transform_uri, train_uri = trained
+    tft_output = tft.TFTransformOutput(str(TransformOutput(transform_uri).tft_dir))
+    narrower = ctx.config.training.model_copy(update={"hidden_units": [64]})
+    model = build_model(model_inputs(tft_output, ctx.config.data_schema), narrower)
+    live = SlotRecord("v1", str(TrainOutput(train_uri).model_dir), "", "2026-01-03", "run")
+
+    record = warm_start(model, live, tft_output)
+
+    assert not record["used"] and "layers with weights" in record["reason"] and "dense_1" in record["reason"]
+
+
+def test_embedding_rows_follow_their_tokens_when_the_vocabulary_changes():
+    live = np.arange(8.0).reshape(4, 2)  # a, b, c and one OOV row
+    fresh = np.full((5, 2), -1.0)  # c, a, d (new) and two OOV rows
+
+    rows, carried = remap_rows(live, [b"a", b"b", b"c"], fresh, [b"c", b"a", b"d"])
+
+    np.testing.assert_array_equal(rows, [[4, 5], [0, 1], [-1, -1], [6, 7], [-1, -1]])
+    assert carried == 3

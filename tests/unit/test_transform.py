@@ -1,4 +1,5 @@
-"""Transform with real Beam + TFT on in-memory rows, and the stable train/test split."""
+"""The transform stage with real Beam + TFT, the stable train/test split, and the Beam runner options (the
+preprocessing_fn's transforms are in test_preprocessing.py)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,12 @@ import pyarrow as pa
 import pytest
 from conftest import ADULT_CONFIG, ingest_and_validate
 
-from pipelines.core.config import load_config
+from pipelines.core.config import Beam, Config, ConfigError, load_config
 from pipelines.core.context import RunContext
 from pipelines.core.contracts import StageName
 from pipelines.core.outputs import SOURCE_DS, SOURCE_ROW, IngestOutput, StaleInput, TransformOutput
 from pipelines.features.encoding import column_kinds, to_record_batches
-from pipelines.features.transform import MISSING_TOKEN, analyze_and_transform, in_test_split, transform_features
+from pipelines.features.transform import analyze_and_transform, beam_options, in_test_split, transform_features
 
 CONFIG = load_config(ADULT_CONFIG)
 SCHEMA = CONFIG.data_schema
@@ -45,42 +46,64 @@ def test_record_batches_turn_nulls_into_empty_lists():
     assert batch.column("sex").to_pylist() == [[b"Male"], []]
 
 
-def test_preprocessing_on_in_memory_rows(tmp_path, adult_frame):
-    import tensorflow as tf
-    import tensorflow_transform as tft
+# Each runner's flags as docs/operations.md gives them, and where Beam keeps them (none of these runners runs here).
+RUNNER_FLAGS = {
+    "FlinkRunner": (
+        ["--flink_master=localhost:8081", "--environment_type=LOOPBACK", "--parallelism=2"],
+        {"FlinkRunnerOptions": {"flink_master": "localhost:8081", "parallelism": 2},
+         "PortableOptions": {"environment_type": "LOOPBACK"}},
+    ),
+    "SparkRunner": (
+        ["--spark_master_url=spark://localhost:7077", "--environment_type=LOOPBACK"],
+        {"SparkRunnerOptions": {"spark_master_url": "spark://localhost:7077"},
+         "PortableOptions": {"environment_type": "LOOPBACK"}},
+    ),
+    "DataflowRunner": (
+        ["--project=my-project", "--region=europe-west1", "--temp_location=gs://my-bucket/beam-tmp"],
+        {"GoogleCloudOptions": {"project": "my-project", "region": "europe-west1",
+                                "temp_location": "gs://my-bucket/beam-tmp"}},
+    ),
+}  # fmt: skip
 
-    rows = adult_frame.head(400).copy()
-    rows["age"] = pd.to_numeric(rows["age"])
-    for name in SCHEMA.numeric:
-        rows[name] = pd.to_numeric(rows[name])
-    rows.loc[:19, "age"] = np.nan
-    rows.loc[20:29, "workclass"] = None
+
+def with_runner(runner: str, options: list[str] | None = None) -> Config:
+    return CONFIG.model_copy(update={"beam": Beam(runner=runner, options=options or [])})
+
+
+@pytest.mark.parametrize("runner", sorted(RUNNER_FLAGS))
+def test_runner_options_reach_beam_unchanged(runner):
+    from apache_beam.options import pipeline_options
+
+    flags, expected = RUNNER_FLAGS[runner]
+    options = beam_options(with_runner(runner, flags))
+
+    assert options.view_as(pipeline_options.StandardOptions).runner == runner
+    for view, values in expected.items():
+        seen = options.view_as(getattr(pipeline_options, view))
+        assert {key: getattr(seen, key) for key in values} == values
+    everything = options.get_all_options()
+    assert all(everything[key] == value for values in expected.values() for key, value in values.items())
+
+
+@pytest.mark.parametrize(
+    "runner", ["flink", "DirectRunner", "apache_beam.runners.portability.flink_runner.FlinkRunner"]
+)
+def test_beam_runner_names_beam_accepts_pass(runner):
+    from apache_beam.options.pipeline_options import StandardOptions
+
+    assert beam_options(with_runner(runner)).view_as(StandardOptions).runner == runner
+
+
+def test_an_unknown_runner_is_refused_before_the_pipeline_starts(tmp_path):
     out = TransformOutput(tmp_path)
-    rows[SCHEMA.columns].to_parquet(out.train_raw, index=False)
-
-    analyze_and_transform(out, CONFIG)
-
-    output = tft.TFTransformOutput(str(out.tft_dir))
-    spec = output.transformed_feature_spec()
-    assert set(spec) == set(SCHEMA.columns)
-    files = [str(p) for p in out.transformed_dir.glob("*.tfrecord")]
-    batch = next(iter(tf.data.TFRecordDataset(files).batch(1000).map(lambda x: tf.io.parse_example(x, spec))))
-    values = {k: v.numpy() for k, v in batch.items()}
-    assert len(values["age"]) == len(rows)
-    # z-score: present ages have mean 0 and std 1; missing ones sit at the mean (0).
-    present = values["age"][values["age"] != 0]
-    assert abs(present.mean()) < 0.1 and present.std() == pytest.approx(1.0, abs=0.1)
-    assert np.isclose(values["age"], 0.0).sum() >= 20
-    # Vocabulary indices stay within the vocabulary plus one OOV bucket; missing is its own token.
-    vocab = output.vocabulary_by_name("workclass")
-    assert MISSING_TOKEN.encode() in vocab
-    assert values["workclass"].max() <= len(vocab) and values["workclass"].min() >= 0
-    # The label is 1 exactly for the configured positive value.
-    expected = (rows["income"] == ">50K").to_numpy(dtype=int)
-    assert sorted(values["income"].tolist()) == sorted(expected.tolist())
+    with pytest.raises(ConfigError, match="beam.runner: unknown runner 'FlinkRuner'; Beam knows .*FlinkRunner"):
+        analyze_and_transform(out, with_runner("FlinkRuner", ["--flink_master=localhost:8081"]))
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_transform_stage_writes_disjoint_splits_and_the_transform_graph(small_adult):
+    import tensorflow_transform as tft
+
     ctx = RunContext.create(small_adult, "2026-01-03")
     snapshot_uri, validation_uri = ingest_and_validate(ctx)
     snapshot = IngestOutput(snapshot_uri).read_snapshot()
@@ -93,6 +116,8 @@ def test_transform_stage_writes_disjoint_splits_and_the_transform_graph(small_ad
     assert not keys(train) & keys(test)
     assert len(test) / len(snapshot) == pytest.approx(ctx.config.data.test_fraction, abs=0.03)
     assert (out.tft_dir / "transform_fn" / "saved_model.pb").exists()
+    spec = tft.TFTransformOutput(str(out.tft_dir)).transformed_feature_spec()
+    assert set(spec) == set(SCHEMA.columns)  # the default config: one transformed feature per column
     assert out.path == ctx.stage_dir(StageName.TRANSFORM)
     assert set(column_kinds(SCHEMA)) == set(SCHEMA.columns)
 
