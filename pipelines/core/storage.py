@@ -170,10 +170,14 @@ class Mirror:
             unit = rel[: -len(MANIFEST) - 1] if parts[-1] == MANIFEST else rel
             if index.get(unit) == _etag(info):
                 continue
-            if parts[-1] == MANIFEST:
-                self._download_folder(unit)
-            else:
-                self._download_file(unit)
+            try:
+                if parts[-1] == MANIFEST:
+                    self._download_folder(unit)
+                else:
+                    self._download_file(unit)
+            except FileNotFoundError:  # replaced between the listing and the read: the next pull gets it
+                log.info("%s changed while it was read; it is pulled next time", unit)
+                continue
             changed[unit] = _etag(info)
         self._remember(changed)
         if changed:
@@ -181,7 +185,17 @@ class Mirror:
         self.last_pulled = sorted(changed)
         return self.last_pulled
 
-    def _download_folder(self, rel: str) -> None:
+    def _download_folder(self, rel: str, attempts: int = 3) -> None:
+        """Download the version ``rel``'s manifest names; read the manifest again if a newer publish removed
+        that version meanwhile."""
+        for attempt in range(attempts):
+            try:
+                return self._download_version(rel)
+            except FileNotFoundError:
+                if attempt == attempts - 1:
+                    raise
+
+    def _download_version(self, rel: str) -> None:
         manifest = json.loads(self.fs.cat_file(self.key(f"{rel}/{MANIFEST}")))
         base = self.key(f"{rel}/{VERSIONS}/{manifest['token']}")
         token = _pulling.set(True)
