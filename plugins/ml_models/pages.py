@@ -11,6 +11,7 @@ from html import escape
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from pipelines.core.deployment_state import DeploymentState
 from pipelines.data.drift_report import STYLE as BASE_STYLE
 from pipelines.data.drift_report import fmt_number
 from pipelines.reporting.models_view import KEY_METRICS, Overview, RunRow
@@ -119,6 +120,7 @@ def _slot_html(view: Overview, slot: str, base: str) -> str:
         ("gate", action_badge(decision, bool((record.decision or {}).get("forced")))),
         ("Airflow run", f"<code>{escape(record.run_id)}</code>"),
         ("registry", escape(f"version {record.registry_version}" if record.registry_version else "–")),
+        ("traffic", escape(_traffic(state, live))),
     ]
     kv = "".join(f"<div>{k}</div><div>{v}</div>" for k, v in pairs)
     links = run_links(base, view.use_case, row) if row else ""
@@ -126,6 +128,18 @@ def _slot_html(view: Overview, slot: str, base: str) -> str:
         f'<div class="slot{" live" if live else ""}">{head}<div class="version">{escape(record.version)}</div>'
         f'<div class="kv">{kv}</div><p class="small">{links}</p></div>'
     )
+
+
+def _traffic(state: DeploymentState, live: bool) -> str:
+    """The slot's share of the router's requests now (a canary's lease that has lapsed counts as none)."""
+    routing = state.routing.effective()
+    share = 1.0 - routing.canary_weight if live else routing.canary_weight
+    text = f"{share:.0%} of requests" + (" (canary)" if routing.canary_weight and not live else "")
+    if routing.shadow and not live:
+        text += "; every request mirrored (shadow)"
+    if routing.lease_until:
+        text += f"; held by a delivery until {routing.lease_until[:19]}Z"
+    return text
 
 
 def _rollback_html(view: Overview, base: str) -> str:

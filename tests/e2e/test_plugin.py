@@ -230,6 +230,14 @@ def test_rollback_needs_airflow_login_and_goes_one_version_back(airflow):
     second = read_state(config).live_record.version
     assert read_state(config).live == "green" and second != first
 
+    # An operator's canary: the page shows each slot's share of the requests.
+    from pipelines.deployment.controller import set_routing
+
+    set_routing(config, canary_weight=0.25, shadow=True)
+    page = get(airflow, "/ml-models/models").text
+    assert "75% of requests" in page and "25% of requests (canary); every request mirrored (shadow)" in page
+    set_routing(config, canary_weight=0.0, shadow=False)
+
     assert httpx.post(url, data={"reason": "no login"}).status_code == 401
     cross_site = httpx.post(url, headers={**airflow["auth"], "Origin": "http://evil.example"}, data={"reason": "x"})
     assert cross_site.status_code == 403
