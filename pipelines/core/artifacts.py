@@ -172,11 +172,29 @@ def fingerprint_json(obj: Any) -> str:
 
 def fingerprint_frame(df: Any) -> str:
     """SHA-256 of a DataFrame's content (column names, dtypes and values; not the file bytes)."""
-    import pandas as pd
-
-    digest = hashlib.sha256(json.dumps([[c, str(t)] for c, t in df.dtypes.items()]).encode())
-    digest.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+    digest = FrameDigest()
+    digest.update(df)
     return digest.hexdigest()
+
+
+class FrameDigest:
+    """``fingerprint_frame`` of rows that arrive in parts: pandas' row hashes depend on each row alone, so the
+    digest of the parts in order is the digest of their concatenation (the dtypes are the first part's)."""
+
+    def __init__(self) -> None:
+        self._digest: Any = None
+
+    def update(self, df: Any) -> None:
+        """Add the next part's rows."""
+        import pandas as pd
+
+        if self._digest is None:
+            self._digest = hashlib.sha256(json.dumps([[c, str(t)] for c, t in df.dtypes.items()]).encode())
+        self._digest.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+
+    def hexdigest(self) -> str:
+        """The fingerprint of every row added so far."""
+        return self._digest.hexdigest()
 
 
 @functools.cache

@@ -281,7 +281,8 @@ class Split(_Strict):
         "hash",
         description="hash: each row by a stable hash of its source (date, line), so a row keeps its side across "
         "windows; stratified: within each group of label x ``stratify_by`` values, the share closest to the "
-        "fraction (for small data, where hash shares wander).",
+        "fraction (for small data, where hash shares wander; it holds the whole snapshot in memory, while the hash "
+        "split streams it in batches).",
     )
     stratify_by: list[str] = Field(
         default_factory=list,

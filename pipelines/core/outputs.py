@@ -9,11 +9,13 @@ runs of D, e.g. after a re-run was killed half-way (new ingest beside an old tra
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from pipelines.core.artifacts import METADATA, input_fingerprint, read_json, read_metadata
 from pipelines.core.contracts import GateRecord, PipelineError, StageName, Status
@@ -21,6 +23,7 @@ from pipelines.core.contracts import GateRecord, PipelineError, StageName, Statu
 # Columns every snapshot row carries besides the schema's: where it came from (date, physical line).
 SOURCE_DS = "_source_ds"
 SOURCE_ROW = "_source_row"
+SNAPSHOT_BATCH_ROWS = 65_536  # rows per batch when a stage streams the snapshot
 
 
 class StaleInput(PipelineError):
@@ -61,8 +64,21 @@ class IngestOutput(StageOutput):
         return self.path / "quarantine.csv"
 
     def read_snapshot(self, columns: list[str] | None = None) -> pd.DataFrame:
-        """The snapshot as a DataFrame (optionally only ``columns``)."""
+        """The snapshot as a DataFrame (optionally only ``columns``): for small windows; see ``iter_snapshot``."""
         return pd.read_parquet(self.snapshot, columns=columns)
+
+    def iter_snapshot(
+        self, columns: list[str] | None = None, batch_rows: int = SNAPSHOT_BATCH_ROWS
+    ) -> Iterator[pd.DataFrame]:
+        """The snapshot's rows in order, as DataFrames of ``batch_rows`` rows (the last one shorter) with the dtypes
+        of ``read_snapshot``, so a reader holds one batch at a time; an empty snapshot gives one empty frame, so a
+        reader always sees the columns and their dtypes.
+        """
+        parquet = pq.ParquetFile(self.snapshot)
+        for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
+            yield batch.to_pandas()
+        if not parquet.metadata.num_rows:
+            yield parquet.read(columns=columns).to_pandas()
 
 
 @dataclass(frozen=True)

@@ -4,22 +4,25 @@ The reference comes from the deployment state, never from "the previous run", so
 the drift check compares against the model that is really serving. How each feature is judged, and
 the dataset by the share that drifted, is ``pipelines.data.drift_compare`` (pure, shared with
 monitoring); this stage reads the snapshot, the reference and the past partitions that calibrate the
-thresholds, and writes ``drift.json`` and ``drift.html``.
+thresholds, and writes ``drift.json`` and ``drift.html``. The snapshot and the reference are read in batches
+(only the features and the source date), so neither is ever one DataFrame.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from pipelines.core.artifacts import fingerprint_json, write_json_atomic
 from pipelines.core.context import RunContext
 from pipelines.core.contracts import DriftVerdict, StageName
 from pipelines.core.deployment_state import live_version, state_path
-from pipelines.core.outputs import DriftOutput, IngestOutput, require
+from pipelines.core.outputs import SNAPSHOT_BATCH_ROWS, SOURCE_DS, DriftOutput, IngestOutput, require
 from pipelines.data.drift_compare import compare, psi, summarize
 from pipelines.data.drift_report import render_html
 from pipelines.data.partitions import read_partition
@@ -52,6 +55,17 @@ def read_history(ctx: RunContext) -> tuple[pd.DataFrame | None, list[dict[str, A
     return (pd.concat(frames, ignore_index=True) if frames else None), found
 
 
+def _read_batches(path: str, columns: list[str]) -> Iterator[pd.DataFrame]:
+    """The rows of a Parquet file (the reference) in batches, only those of ``columns`` it has; one empty frame
+    for a file without rows."""
+    parquet = pq.ParquetFile(path)
+    present = [c for c in columns if c in parquet.schema_arrow.names]
+    for batch in parquet.iter_batches(batch_size=SNAPSHOT_BATCH_ROWS, columns=present):
+        yield batch.to_pandas()
+    if not parquet.metadata.num_rows:
+        yield parquet.read(columns=present).to_pandas()
+
+
 def check_drift(ctx: RunContext, snapshot_uri: str) -> str:
     """Compare the snapshot with the live model's training data; write ``drift.json`` and ``drift.html``.
 
@@ -70,9 +84,10 @@ def check_drift(ctx: RunContext, snapshot_uri: str) -> str:
         report["summary"] = summarize(report)
     else:
         history, found = read_history(ctx)
+        columns = [*(f.name for f in ctx.config.data_schema.features), SOURCE_DS]
         report = compare(
-            pd.read_parquet(live.reference_uri),
-            snapshot.read_snapshot(),
+            _read_batches(live.reference_uri, columns),
+            snapshot.iter_snapshot(columns=columns),
             ctx.config.data_schema,
             ctx.config.thresholds.drift,
             history,

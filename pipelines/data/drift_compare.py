@@ -17,6 +17,9 @@ can pin another):
   a threshold ever below what sampling noise alone reaches at these row counts (on a thousand rows
   a side, chance alone gives a Jensen-Shannon distance of 0.15 over 41 countries).
 
+Each side can come as batches (the snapshot streamed from Parquet): it is reduced batch by batch to row
+counts, category counts and a numeric feature's values, which the distribution tests need.
+
 Missing values are a category of their own; for the tests that see only values (KS, Wasserstein)
 the missing share is checked beside them, with the same family of test. The population stability
 index is reported alongside. The dataset's verdict is the share of drifted features: "warn" from
@@ -50,6 +53,8 @@ _PLOT_CATEGORIES = 20
 _NOISE_GRID = 256  # quantile points of the simulated Brownian bridge
 _NOISE_DRAWS = 4000
 
+Rows = pd.DataFrame | Iterable[pd.DataFrame]  # a frame, or its batches in order (see ``IngestOutput.iter_snapshot``)
+
 
 def psi(reference: np.ndarray, current: np.ndarray) -> float:
     """Population stability index between two vectors of bin proportions."""
@@ -76,22 +81,25 @@ class _Side:
         return pd.Series([self.rows - self.missing, self.missing], index=["present", MISSING])
 
 
-def _bin_edges(column: pd.Series, bins: int) -> np.ndarray:
-    values = column.to_numpy(dtype=float, na_value=np.nan)
-    values = values[~np.isnan(values)]
+def _bin_edges(values: np.ndarray, bins: int) -> np.ndarray:
+    """The quantile bin edges of a numeric feature's present reference values."""
     if not values.size:
         return np.array([])
     return np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1]))
 
 
+def _binned(rows: int, present: np.ndarray, edges: np.ndarray) -> _Side:
+    """A numeric feature's side from its present values: their counts in the bins of ``edges``, then the missing."""
+    binned = np.bincount(np.searchsorted(edges, present, side="right"), minlength=edges.size + 1)
+    missing = rows - present.size
+    counts = pd.Series([*binned.tolist(), missing], index=[*range(edges.size + 1), MISSING])
+    return _Side(rows, missing, counts, present)
+
+
 def _side(column: pd.Series, feature: Feature, edges: np.ndarray) -> _Side:
     if feature.kind == "numeric":
         raw = column.to_numpy(dtype=float, na_value=np.nan)
-        present = raw[~np.isnan(raw)]
-        binned = np.bincount(np.searchsorted(edges, present, side="right"), minlength=edges.size + 1)
-        missing = raw.size - present.size
-        counts = pd.Series([*binned.tolist(), missing], index=[*range(edges.size + 1), MISSING])
-        return _Side(raw.size, missing, counts, present)
+        return _binned(raw.size, raw[~np.isnan(raw)], edges)
     counts = column.value_counts(dropna=False, sort=False)
     is_missing = counts.index.isna()
     missing = int(counts[is_missing].sum())
@@ -111,6 +119,43 @@ def _merge(sides: Iterable[_Side]) -> _Side:
         counts,
         np.concatenate([s.values for s in sides]),
     )
+
+
+def _joined(sides: list[_Side]) -> _Side:
+    """The side of consecutive batches of one set of rows, equal to the side of the rows read whole: values in
+    row order, counts in order of first appearance with the missing last (as ``value_counts`` gives them)."""
+    counts = pd.concat([s.counts for s in sides]).groupby(level=0, sort=False).sum()
+    counts = pd.concat([counts[counts.index != MISSING], counts[counts.index == MISSING]]).astype("int64")
+    return _Side(
+        sum(s.rows for s in sides),
+        sum(s.missing for s in sides),
+        counts,
+        np.concatenate([s.values for s in sides]),
+    )
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """A set of rows reduced, batch by batch, to what ``compare`` needs of it: how many, from which days (None
+    without a ``SOURCE_DS`` column), and per feature its side, numeric values not binned yet (the bins are the
+    reference's quantiles, known once all its values are)."""
+
+    count: int
+    days: frozenset[str] | None
+    sides: dict[str, _Side]
+
+
+def _reduce(rows: Rows, features: list[Feature]) -> _Rows:
+    """Reduce a frame, or its batches in order (at least one), holding one batch at a time."""
+    parts: dict[str, list[_Side]] = {f.name: [] for f in features}
+    count, days = 0, None
+    for batch in [rows] if isinstance(rows, pd.DataFrame) else rows:
+        count += len(batch)
+        if SOURCE_DS in batch.columns:
+            days = (days or frozenset()).union(batch[SOURCE_DS].unique())
+        for feature in features:
+            parts[feature.name].append(_side(batch[feature.name], feature, np.array([])))
+    return _Rows(count, days, {name: _joined(sides) for name, sides in parts.items()})
 
 
 def _aligned(reference: pd.Series, current: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -335,8 +380,8 @@ def _default_threshold(test: str, thresholds: DriftThresholds) -> float:
 
 def _calibrate(
     history: pd.DataFrame | None,
-    reference: pd.DataFrame,
-    current: pd.DataFrame,
+    reference: _Rows,
+    current: _Rows,
     plan: dict[str, tuple[Feature, str, np.ndarray, _Side]],
     thresholds: DriftThresholds,
 ) -> _Calibration:
@@ -356,12 +401,12 @@ def _calibrate(
         return _Calibration(reason="calibration off (history_days 0)")
     if history is None or history.empty:
         return _Calibration(reason="no history")
-    if SOURCE_DS not in current or SOURCE_DS not in history:
+    if current.days is None or SOURCE_DS not in history:
         return _Calibration(reason=f"no {SOURCE_DS} column to cut windows by")
-    current_days = pd.to_datetime(current[SOURCE_DS].unique())
+    current_days = pd.to_datetime(sorted(current.days))
     start, span = current_days.min(), (current_days.max() - current_days.min()).days + 1
     day = pd.to_datetime(history[SOURCE_DS])
-    in_reference = history[SOURCE_DS].isin(set(reference[SOURCE_DS].unique()) if SOURCE_DS in reference else ())
+    in_reference = history[SOURCE_DS].isin(list(reference.days or ()))
     past = history[(day < start) & (day >= start - pd.Timedelta(days=days)) & ~in_reference]
     daily = {
         pd.Timestamp(ds): (
@@ -380,7 +425,7 @@ def _calibrate(
     if not daily:
         result.reason = "no past days outside the reference's"
         return result
-    min_rows = max(thresholds.min_rows, len(current) // 2)
+    min_rows = max(thresholds.min_rows, current.count // 2)
     for end in pd.date_range(min(daily) + pd.Timedelta(days=span - 1), max(daily), freq="D"):
         members = [daily[d] for d in pd.date_range(end - pd.Timedelta(days=span - 1), end) if d in daily]
         if sum(rows for rows, _ in members) < min_rows:
@@ -524,13 +569,17 @@ def _verdict(share: float, thresholds: DriftThresholds) -> DriftVerdict:
 
 
 def compare(
-    reference: pd.DataFrame,
-    current: pd.DataFrame,
+    reference: Rows,
+    current: Rows,
     schema: Schema,
     thresholds: DriftThresholds,
     history: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Judge every feature of ``current`` against ``reference``, and the dataset by the share that drifted.
+
+    Each side may be a frame or its batches in order: a side is reduced batch by batch to counts (and a numeric
+    feature's values, which the distribution tests need), so the report is the same either way and a window
+    never has to be one DataFrame.
 
     Args:
         reference: the live model's training rows.
@@ -546,7 +595,8 @@ def compare(
         where it came from, PSI, missing shares, ``drifted`` and the plotted distributions),
         ``calibration`` and ``settings``.
     """
-    n_ref, n_cur = len(reference), len(current)
+    ref_rows, cur_rows = _reduce(reference, schema.features), _reduce(current, schema.features)
+    n_ref, n_cur = ref_rows.count, cur_rows.count
     settings = {
         "min_rows": thresholds.min_rows,
         "large_sample": thresholds.large_sample,
@@ -571,9 +621,11 @@ def compare(
     checks: list[_Check] = []
     for feature in schema.features:
         test = _test_for(feature, large, thresholds)
-        edges = _bin_edges(reference[feature.name], thresholds.bins) if feature.kind == "numeric" else np.array([])
-        ref = _side(reference[feature.name], feature, edges)
-        cur = _side(current[feature.name], feature, edges)
+        ref, cur = ref_rows.sides[feature.name], cur_rows.sides[feature.name]
+        edges = np.array([])
+        if feature.kind == "numeric":
+            edges = _bin_edges(ref.values, thresholds.bins)
+            ref, cur = _binned(ref.rows, ref.values, edges), _binned(cur.rows, cur.values, edges)
         plan[feature.name], sides[feature.name] = (feature, test, edges, ref), (ref, cur)
         for part, measured in (("values", _measure(test, ref, cur)), ("missing", _measure_missing(test, ref, cur))):
             if measured is not None:
@@ -588,7 +640,7 @@ def compare(
     level = thresholds.alpha if thresholds.correction == "none" else thresholds.alpha / max(len(distances), 1)
     for check in distances:
         check.noise = _noise(check, *sides[check.feature], level)
-    calibration = _calibrate(history, reference, current, plan, thresholds)
+    calibration = _calibrate(history, ref_rows, cur_rows, plan, thresholds)
     for check in checks:
         _set_threshold(check, thresholds, calibration)
     features = {

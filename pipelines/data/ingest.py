@@ -7,22 +7,31 @@ rows are tolerated up to a limit. Malformed rows never reach the snapshot: they 
 their line number and reason to ``quarantine.csv`` and counted. A partition with a structural
 problem blocks the run, named as what it is (a missing or renamed column, a duplicate header, a
 directory where a file should be) rather than as the null values it would cause.
+
+The window streams: each partition is parsed and appended to ``snapshot.parquet`` as its own row group
+(one Arrow schema from the config for all of them) and its malformed rows to ``quarantine.csv``; only its
+metadata entry is kept to judge the window by, so memory holds one partition at a time, whatever the
+window's size.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from contextlib import closing
 from datetime import date
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from pipelines.core.artifacts import fingerprint_frame
-from pipelines.core.config import IngestThresholds
+from pipelines.core.artifacts import FrameDigest
+from pipelines.core.config import IngestThresholds, Schema
 from pipelines.core.context import RunContext
 from pipelines.core.contracts import PipelineError, StageName, Status
 from pipelines.core.outputs import IngestOutput
-from pipelines.data.partitions import read_partition, window_dates
+from pipelines.data.partitions import QUARANTINE_COLUMNS, read_partition, snapshot_schema, window_dates
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +99,68 @@ def _unexpected_summary(partitions: list[dict[str, Any]]) -> str | None:
     return f"{len(seen)} column(s) not in the config, ignored, in {days} partition(s): {shown}"
 
 
+class _WindowWriter:
+    """Appends partition after partition to the snapshot (a row group each) and the quarantine CSV.
+
+    The fingerprint is ``fingerprint_frame`` of the whole window, computed as it streams (``FrameDigest``).
+    """
+
+    def __init__(self, out: IngestOutput, schema: Schema) -> None:
+        self._snapshot = pq.ParquetWriter(out.snapshot, snapshot_schema(schema))
+        self._quarantine = out.quarantine
+        pd.DataFrame(columns=QUARANTINE_COLUMNS).to_csv(self._quarantine, index=False)
+        self._digest = FrameDigest()
+        self.rows = 0
+        self.reasons: Counter[str] = Counter()
+
+    def close(self) -> None:
+        """Write the snapshot's footer."""
+        self._snapshot.close()
+
+    @property
+    def quarantined(self) -> int:
+        """Rows quarantined so far."""
+        return self.reasons.total()
+
+    def append(self, rows: pd.DataFrame, quarantined: pd.DataFrame) -> None:
+        """Append one partition's typed rows and quarantined rows."""
+        self._digest.update(rows)
+        self._snapshot.write_table(pa.Table.from_pandas(rows, schema=self._snapshot.schema, preserve_index=False))
+        quarantined.to_csv(self._quarantine, mode="a", header=False, index=False)
+        self.rows += len(rows)
+        self.reasons.update(quarantined["reason"])
+
+    def fingerprint(self) -> str:
+        """The content fingerprint of every row appended, in order."""
+        return self._digest.hexdigest()
+
+
+def _stream_window(ctx: RunContext, writer: _WindowWriter) -> list[dict[str, Any]]:
+    """Read each partition of the window in turn into ``writer``; returns one metadata entry per day.
+
+    Raises:
+        IngestError: D has no partition (before anything is read).
+    """
+    data, schema = ctx.config.data, ctx.config.data_schema
+    days = window_dates(ctx.ds, ctx.window)
+    exists = {d: data.partition(d).exists() for d in days}
+    if not exists[ctx.ds]:
+        raise IngestError(f"no partition for {ctx.ds}: {data.partition(ctx.ds)} does not exist")
+    source_start = days[0] if all(exists.values()) else data.first_day()
+    partitions = []
+    for day in days:
+        path = data.partition(day)
+        if not exists[day]:
+            status = "before_source" if source_start and day < source_start else "missing"
+            partitions.append({"ds": day.isoformat(), "path": str(path), "status": status, "rows": 0})
+            continue
+        rows, bad, entry = read_partition(path, schema, day)
+        log.info("ingest %s: %s, %d rows, %d quarantined", day, entry["status"], entry["rows"], entry["quarantined"])
+        writer.append(rows, bad)
+        partitions.append(entry)
+    return partitions
+
+
 def ingest_window(ctx: RunContext) -> str:
     """Read the window's partitions and write the snapshot, the quarantine and metadata.
 
@@ -100,50 +171,29 @@ def ingest_window(ctx: RunContext) -> str:
         IngestError: a partition is unusable (see ``judge_partitions``), or the malformed fraction of
             the window exceeds ``max_quarantine_fraction``; the evidence is written first, marked failed.
     """
-    data, schema = ctx.config.data, ctx.config.data_schema
     limits = ctx.config.thresholds.ingest
-    days = window_dates(ctx.ds, ctx.window)
-    exists = {d: data.partition(d).exists() for d in days}
-    if not exists[ctx.ds]:
-        raise IngestError(f"no partition for {ctx.ds}: {data.partition(ctx.ds)} does not exist")
-    source_start = days[0] if all(exists.values()) else data.first_day()
-    frames, quarantined, partitions = [], [], []
-    for day in days:
-        path = data.partition(day)
-        if not exists[day]:
-            status = "before_source" if source_start and day < source_start else "missing"
-            partitions.append({"ds": day.isoformat(), "path": str(path), "status": status, "rows": 0})
-            continue
-        rows, bad, entry = read_partition(path, schema, day)
-        log.info("ingest %s: %s, %d rows, %d quarantined", day, entry["status"], entry["rows"], entry["quarantined"])
-        frames.append(rows)
-        quarantined.append(bad)
-        partitions.append(entry)
-    problems, warnings = judge_partitions(partitions, ctx.ds, limits)
-    snapshot = pd.concat(frames, ignore_index=True)
-    quarantine = pd.concat(quarantined, ignore_index=True)
-    total = len(snapshot) + len(quarantine)
-    fraction = len(quarantine) / total if total else 0.0
-    if fraction > limits.max_quarantine_fraction:
-        reasons = quarantine["reason"].value_counts().head(3).to_dict()
-        problems.append(
-            f"window: {len(quarantine)} of {total} rows ({fraction:.1%}) are malformed, above "
-            f"max_quarantine_fraction {limits.max_quarantine_fraction:.1%}; most common reasons {reasons}"
-        )
-    unexpected = _unexpected_summary(partitions)
-    if unexpected:
-        log.info("ingest: %s", unexpected)
-    for message in warnings:
-        log.warning("ingest: %s", message)
     with ctx.open_stage(StageName.INGEST) as out:
-        written = IngestOutput(out.path)
-        snapshot.to_parquet(written.snapshot, index=False)
-        quarantine.to_csv(written.quarantine, index=False)
+        with closing(_WindowWriter(IngestOutput(out.path), ctx.config.data_schema)) as writer:
+            partitions = _stream_window(ctx, writer)
+        problems, warnings = judge_partitions(partitions, ctx.ds, limits)
+        total = writer.rows + writer.quarantined
+        fraction = writer.quarantined / total if total else 0.0
+        if fraction > limits.max_quarantine_fraction:
+            reasons = dict(writer.reasons.most_common(3))
+            problems.append(
+                f"window: {writer.quarantined} of {total} rows ({fraction:.1%}) are malformed, above "
+                f"max_quarantine_fraction {limits.max_quarantine_fraction:.1%}; most common reasons {reasons}"
+            )
+        unexpected = _unexpected_summary(partitions)
+        if unexpected:
+            log.info("ingest: %s", unexpected)
+        for message in warnings:
+            log.warning("ingest: %s", message)
         out.finish(
-            fingerprint_frame(snapshot),
+            writer.fingerprint(),
             status=Status.FAILED if problems else Status.SUCCEEDED,
-            rows=len(snapshot),
-            quarantined=len(quarantine),
+            rows=writer.rows,
+            quarantined=writer.quarantined,
             quarantined_fraction=round(fraction, 6),
             window_days=ctx.window,
             days_read=sum(p["status"] == "read" for p in partitions),

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 from pipelines.core.config import Schema
 from pipelines.core.outputs import SOURCE_DS, SOURCE_ROW
@@ -149,6 +150,15 @@ def _typed(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
         frame[name] = frame[name].astype("str")
     frame[SOURCE_ROW] = frame[SOURCE_ROW].astype("int64")
     return frame
+
+
+def snapshot_schema(schema: Schema) -> pa.Schema:
+    """The Arrow schema of a partition's rows, from the config alone (the types ``_typed`` gives them), so every
+    partition is written with the same types: a column that is empty on one day stays a string or a float."""
+    numeric = set(schema.numeric)
+    columns = [*schema.columns, *schema.label.annotators]
+    typed = [(c, pa.float64() if c in numeric else pa.large_string()) for c in columns]
+    return pa.schema([*typed, (SOURCE_DS, pa.large_string()), (SOURCE_ROW, pa.int64())])
 
 
 def read_partition(path: Path, schema: Schema, day: date) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:

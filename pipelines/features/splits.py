@@ -9,7 +9,13 @@ Two methods (``data.split.method``):
   values (numeric columns by their ``slice_bins``), each group is ordered by the same stable hash, and its
   first ``round(fraction * n)`` rows go to test. Every group's test share is then as close to the fraction
   as whole rows allow, and the result depends on which rows there are, not on their order. A one-row group
-  stays in training. A row can change sides when its group grows with the window.
+  stays in training. A row can change sides when its group grows with the window. It needs every row of
+  the window at once (a stratum's order is over all its rows), so it holds the snapshot in memory: it is meant
+  for small data.
+
+The hash split depends on each row alone, so the transform applies ``split_rows`` batch by batch to a
+streamed snapshot (see ``streams``) and gets today's split exactly; the report is then built from the
+batches' ``tally`` counts added up, which gives the same figures as ``split_report`` on the whole splits.
 
 The validation split (held out of the train split to choose the decision threshold on, and to stop
 training early on) is drawn from the train rows the same way with the next seed. ``split_report`` gives
@@ -20,6 +26,8 @@ train/test gap per column.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
+from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any, NamedTuple
 
@@ -126,6 +134,11 @@ def holds_validation(config: Config) -> bool:
     return config.training.threshold.strategy != "fixed" or config.training.early_stopping is not None
 
 
+def streams(config: Config) -> bool:
+    """Whether ``split_rows`` gives each row's split from that row alone, so batches can be split one by one."""
+    return config.data.split.method == "hash"
+
+
 def split_rows(rows: pd.DataFrame, config: Config) -> Splits:
     """The snapshot's rows split into train, validation (see ``holds_validation``) and test."""
     data, threshold = config.data, config.training.threshold
@@ -144,9 +157,38 @@ def report_features(config: Config) -> list[Feature]:
     return list(features.values())
 
 
-def _shares(values: np.ndarray) -> dict[str, float]:
+@dataclass(frozen=True)
+class Tally:
+    """What the split report needs of one split's rows: how many, how many positive, each report column's counts."""
+
+    rows: int
+    positives: int
+    columns: dict[str, Counter[str]]
+
+    def __add__(self, other: object) -> Tally:
+        """The tally of both sets of rows together."""
+        if not isinstance(other, Tally):
+            return NotImplemented
+        columns = {name: counts + other.columns[name] for name, counts in self.columns.items()}
+        return Tally(self.rows + other.rows, self.positives + other.positives, columns)
+
+
+def tally(rows: pd.DataFrame, config: Config) -> Tally:
+    """The report's counts of ``rows``: the label's values and every report column's groups."""
+    label = config.data_schema.label
+    columns = {label.name: groups(rows[label.name])}
+    columns.update((f.name, groups(rows[f.name], f)) for f in report_features(config))
+    positives = int((rows[label.name] == label.positive).sum())
+    return Tally(len(rows), positives, {name: _counts(values) for name, values in columns.items()})
+
+
+def _counts(values: np.ndarray) -> Counter[str]:
     names, counts = np.unique(values, return_counts=True)
-    return {str(n): round(int(c) / values.size, 6) for n, c in zip(names, counts, strict=True)}
+    return Counter({str(n): int(c) for n, c in zip(names, counts, strict=True)})
+
+
+def _shares(counts: Counter[str], rows: int) -> dict[str, float]:
+    return {value: round(counts[value] / rows, 6) for value in sorted(counts)}
 
 
 def _largest_gap(train: dict[str, float], test: dict[str, float]) -> dict[str, Any]:
@@ -156,27 +198,29 @@ def _largest_gap(train: dict[str, float], test: dict[str, float]) -> dict[str, A
 
 
 def split_report(splits: Splits, config: Config) -> dict[str, Any]:
-    """Per split: rows, share of all rows, positive share, label shares and each report column's value shares;
-    then per column (the label first) the value whose train and test shares differ most, and the largest of all.
+    """The report of whole splits (see ``tallied_report``)."""
+    return tallied_report({name: tally(frame, config) for name, frame in splits._asdict().items()}, config)
+
+
+def tallied_report(tallies: dict[str, Tally], config: Config) -> dict[str, Any]:
+    """Per split (``train``, ``validation``, ``test``): rows, share of all rows, positive share, label shares and
+    each report column's value shares; then per column (the label first) the value whose train and test shares
+    differ most, and the largest of all. An empty validation split is left out.
     """
     label = config.data_schema.label
-    features = report_features(config)
-    named = {name: frame for name, frame in splits._asdict().items() if len(frame) or name != "validation"}
-    total = sum(len(frame) for frame in named.values())
+    named = {name: t for name, t in tallies.items() if t.rows or name != "validation"}
+    total = sum(t.rows for t in named.values())
     parts = {
         name: {
-            "rows": len(frame),
-            "share": round(len(frame) / total, 6) if total else None,
-            "positive_share": round(float((frame[label.name] == label.positive).mean()), 6) if len(frame) else None,
-            "columns": {
-                label.name: _shares(groups(frame[label.name])),
-                **{f.name: _shares(groups(frame[f.name], f)) for f in features},
-            },
+            "rows": t.rows,
+            "share": round(t.rows / total, 6) if total else None,
+            "positive_share": round(t.positives / t.rows, 6) if t.rows else None,
+            "columns": {column: _shares(counts, t.rows) for column, counts in t.columns.items()},
         }
-        for name, frame in named.items()
+        for name, t in named.items()
     }
     train, test = parts["train"]["columns"], parts["test"]["columns"]
-    gaps = {c: _largest_gap(train[c], test[c]) for c in test} if len(splits.train) and len(splits.test) else {}
+    gaps = {c: _largest_gap(train[c], test[c]) for c in test} if tallies["train"].rows and tallies["test"].rows else {}
     largest = max(gaps, key=lambda c: gaps[c]["gap"], default=None)
     threshold = config.training.threshold
     return {

@@ -21,16 +21,28 @@ import importlib
 import logging
 import shutil
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from pipelines.core.artifacts import fingerprint_frame, fingerprint_json, write_json_atomic
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipelines.core.artifacts import FrameDigest, fingerprint_json, write_json_atomic
 from pipelines.core.config import Config, ConfigError, Feature, Schema
 from pipelines.core.context import RunContext
 from pipelines.core.contracts import StageName
-from pipelines.core.outputs import IngestOutput, StaleInput, TransformOutput, ValidationOutput, require
+from pipelines.core.outputs import (
+    SNAPSHOT_BATCH_ROWS,
+    IngestOutput,
+    StaleInput,
+    TransformOutput,
+    ValidationOutput,
+    require,
+)
 from pipelines.features.encoding import arrow_schema, column_kinds, to_record_batches
+from pipelines.features.splits import Tally, report_summary, split_rows, streams, tallied_report, tally
 from pipelines.features.splits import in_test_split as in_test_split  # re-exported: tests import it from here
-from pipelines.features.splits import report_summary, split_report, split_rows
 
 log = logging.getLogger(__name__)
 
@@ -212,6 +224,53 @@ def analyze_and_transform(out: TransformOutput, config: Config) -> None:
     shutil.rmtree(temp, ignore_errors=True)
 
 
+class _SplitFile:
+    """One split's Parquet file, appended batch by batch, and its ``fingerprint_frame`` computed as it grows."""
+
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        self._writer = pq.ParquetWriter(path, schema)
+        self._digest = FrameDigest()
+
+    def append(self, rows: pd.DataFrame) -> None:
+        """Append ``rows`` as a row group."""
+        self._digest.update(rows)
+        if len(rows):
+            self._writer.write_table(pa.Table.from_pandas(rows, schema=self._writer.schema, preserve_index=False))
+
+    def close(self) -> str:
+        """Write the footer; returns the content fingerprint of every row appended."""
+        self._writer.close()
+        return self._digest.hexdigest()
+
+
+def write_splits(
+    snapshot: IngestOutput, out: TransformOutput, config: Config, batch_rows: int = SNAPSHOT_BATCH_ROWS
+) -> tuple[dict[str, Tally], dict[str, str]]:
+    """Write the raw train, validation and test splits of the snapshot, and count them for the split report.
+
+    The hash split streams: the snapshot is split ``batch_rows`` rows at a time, each batch appended to the three
+    files, so memory holds one batch. The stratified split orders each stratum over the whole window, so it reads the
+    snapshot whole (it is meant for small data). No validation file is left when that split is empty.
+
+    Returns:
+        Each split's ``Tally`` and the content fingerprints of train, test and (when it has rows) validation.
+    """
+    schema = pq.read_schema(snapshot.snapshot).remove_metadata()
+    paths = {"train": out.train_raw, "validation": out.validation_raw, "test": out.test_raw}
+    files = {name: _SplitFile(path, schema) for name, path in paths.items()}
+    tallies: dict[str, Tally] = {}
+    for batch in snapshot.iter_snapshot(batch_rows=batch_rows) if streams(config) else [snapshot.read_snapshot()]:
+        for name, rows in split_rows(batch, config)._asdict().items():
+            files[name].append(rows)
+            counted = tally(rows, config)
+            tallies[name] = tallies[name] + counted if name in tallies else counted
+    fingerprints = {name: file.close() for name, file in files.items()}
+    if not tallies["validation"].rows:
+        out.validation_raw.unlink()
+        del fingerprints["validation"]
+    return tallies, {name: fingerprints[name] for name in ("train", "test", "validation") if name in fingerprints}
+
+
 def transform_features(ctx: RunContext, snapshot_uri: str, validation_uri: str) -> str:
     """Split the validated snapshot and run TFT; returns the URI of the transform output for D.
 
@@ -226,29 +285,24 @@ def transform_features(ctx: RunContext, snapshot_uri: str, validation_uri: str) 
     validation = require(ValidationOutput(validation_uri))
     if validation.metadata()["inputs"]["snapshot"]["fingerprint"] != snapshot.metadata()["fingerprint"]:
         raise StaleInput(f"validation at {validation_uri} checked another snapshot: re-run `validate` first")
-    splits = split_rows(snapshot.read_snapshot(), ctx.config)
-    train, held_out, test = splits
-    report = split_report(splits, ctx.config)
     with ctx.open_stage(StageName.TRANSFORM) as out:
         written = TransformOutput(out.path)
-        train.to_parquet(written.train_raw, index=False)
-        test.to_parquet(written.test_raw, index=False)
-        if len(held_out):
-            held_out.to_parquet(written.validation_raw, index=False)
+        tallies, split_fingerprints = write_splits(snapshot, written, ctx.config)
+        report = tallied_report(tallies, ctx.config)
         write_json_atomic(written.split_report_path, report)
         log.info(
-            "transform: %d train rows, %d test rows; running TFT on %s", len(train), len(test), ctx.config.beam.runner
+            "transform: %d train rows, %d test rows; running TFT on %s",
+            tallies["train"].rows,
+            tallies["test"].rows,
+            ctx.config.beam.runner,
         )
         analyze_and_transform(written, ctx.config)
-        split_fingerprints = {"train": fingerprint_frame(train), "test": fingerprint_frame(test)}
-        if len(held_out):
-            split_fingerprints["validation"] = fingerprint_frame(held_out)
         out.finish(
             fingerprint_json(split_fingerprints),
             inputs={"snapshot": snapshot, "validation": validation},
-            train_rows=len(train),
-            test_rows=len(test),
-            validation_rows=len(held_out),
+            train_rows=tallies["train"].rows,
+            test_rows=tallies["test"].rows,
+            validation_rows=tallies["validation"].rows,
             split_fingerprints=split_fingerprints,
             split=report_summary(report),
             beam_runner=ctx.config.beam.runner,

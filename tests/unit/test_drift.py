@@ -360,3 +360,29 @@ def test_past_days_are_read_with_the_ingest_parser_and_broken_days_are_skipped(s
         {"ds": "2026-01-03", "status": "read", "rows": 800},
     ]
     assert sorted(history[SOURCE_DS].unique()) == ["2026-01-01", "2026-01-03"] and len(history) == 1599
+
+
+def batches(frame: pd.DataFrame, rows: int):
+    """``frame`` in consecutive batches of ``rows``, as the snapshot is streamed."""
+    return (frame.iloc[start : start + rows] for start in range(0, len(frame), rows))
+
+
+@pytest.mark.parametrize("n", [SMALL, LARGE])
+def test_batches_give_the_report_of_the_whole_frames(halves, n):
+    reference, current = (frame.copy() for frame in sized(halves, n))
+    current.loc[n // 2 :, "workclass"] = None  # missing only from a later batch on
+    current.loc[n - 3 :, "native_country"] = "Atlantis"  # a category first seen in the last batch
+
+    whole = compare(reference, current, SCHEMA, THRESHOLDS)
+
+    assert compare(batches(reference, 700), batches(current, 300), SCHEMA, THRESHOLDS) == whole
+    assert whole["features"]["workclass"]["missing"]["current"] > 0.4
+
+
+def test_batches_are_calibrated_as_the_whole_frames(calibration_case):
+    reference, current, history = calibration_case
+
+    whole = compare(reference, current, SCHEMA, THRESHOLDS, history=history)
+
+    assert compare(batches(reference, 3000), batches(current, 400), SCHEMA, THRESHOLDS, history=history) == whole
+    assert whole["calibration"]["windows"] == 20

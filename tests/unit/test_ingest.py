@@ -7,6 +7,7 @@ import json
 from datetime import date
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from conftest import ADULT_CONFIG, entries
 
@@ -16,7 +17,7 @@ from pipelines.core.context import RunContext
 from pipelines.core.contracts import StageName, Status
 from pipelines.core.outputs import SOURCE_DS, SOURCE_ROW, IngestOutput
 from pipelines.data.ingest import IngestError, ingest_window
-from pipelines.data.partitions import QUARANTINE_COLUMNS, parse_partition, window_dates
+from pipelines.data.partitions import QUARANTINE_COLUMNS, parse_partition, read_partition, window_dates
 
 SNAPSHOT, QUARANTINE = IngestOutput("").snapshot.name, IngestOutput("").quarantine.name
 
@@ -442,3 +443,29 @@ def test_the_summary_counts_the_days_really_read_and_shows_the_warnings(ctx):
         "    warning: 1 day(s) of the window have no rows: 2026-01-02 (missing) (tolerated: max_missing_days 1)"
         in lines
     )
+
+
+def test_the_streamed_snapshot_equals_the_window_read_whole(ctx):
+    """Row groups written day by day give the rows, dtypes, fingerprint and quarantine of one concatenation,
+    even when a column is empty all day (it keeps the config's type) and a row is malformed."""
+    emptied = partition(ctx, "2026-01-02")
+    frame = pd.read_csv(emptied, dtype=str, keep_default_na=False)
+    frame[["occupation", "capital_gain"]] = ""
+    text = frame.to_csv(index=False) + "garbage,row\n"
+    emptied.write_text(text)
+    days = window_dates(ctx.ds, 3)
+    parsed = [read_partition(partition(ctx, d.isoformat()), SCHEMA, d) for d in days]
+    whole = pd.concat([rows for rows, _, _ in parsed], ignore_index=True)
+    quarantined = pd.concat([bad for _, bad, _ in parsed], ignore_index=True)
+
+    uri = ingest_window(ctx)
+
+    out = IngestOutput(uri)
+    pd.testing.assert_frame_equal(out.read_snapshot(), whole)
+    pd.testing.assert_frame_equal(pd.concat(out.iter_snapshot(batch_rows=500), ignore_index=True), whole)
+    assert [len(b) for b in out.iter_snapshot(batch_rows=1000)] == [1000, 1000, len(whole) - 2000]
+    assert read_metadata(uri)["fingerprint"] == fingerprint_frame(whole)
+    assert out.quarantine.read_text() == quarantined.to_csv(index=False)
+    assert whole.loc[whole[SOURCE_DS] == "2026-01-02", ["occupation", "capital_gain"]].isna().all(axis=None)
+    assert len(quarantined) == 1
+    assert pq.ParquetFile(out.snapshot).num_row_groups == 3

@@ -6,14 +6,16 @@ import hashlib
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import yaml
 from conftest import ADULT_CONFIG, ingest_and_validate, write_config
 
-from pipelines.core.artifacts import read_metadata
+from pipelines.core.artifacts import fingerprint_frame, read_metadata
 from pipelines.core.config import ConfigError, Split, load_config
 from pipelines.core.context import RunContext
-from pipelines.core.outputs import SOURCE_DS, SOURCE_ROW, TransformOutput
+from pipelines.core.outputs import SOURCE_DS, SOURCE_ROW, IngestOutput, TransformOutput
+from pipelines.data.ingest import ingest_window
 from pipelines.features import transform
 from pipelines.features.splits import (
     MISSING,
@@ -25,6 +27,7 @@ from pipelines.features.splits import (
     split_report,
     split_rows,
     strata,
+    tallied_report,
 )
 from pipelines.features.transform import transform_features
 
@@ -231,3 +234,27 @@ def test_the_transform_stage_writes_the_split_report(small_adult):
     summary = read_metadata(out.path)["split"]
     assert summary["method"] == "stratified" and summary["stratify_by"] == ["sex"]
     assert summary["max_gap"] == report["max_gap"] and set(report["gaps"]) == {"income", "sex", "race", "age"}
+
+
+@pytest.mark.parametrize("threshold", ["fixed", "max_f1"])
+def test_the_streamed_hash_split_is_the_split_of_the_whole_snapshot(small_adult, tmp_path, threshold):
+    raw = yaml.safe_load(small_adult.read_text())
+    raw["training"]["threshold"] = {"strategy": threshold}
+    small_adult.write_text(yaml.safe_dump(raw))
+    ctx = RunContext.create(small_adult, "2026-01-03")
+    snapshot = IngestOutput(ingest_window(ctx))
+    out = TransformOutput(tmp_path / "splits")
+    out.path.mkdir()
+
+    tallies, fingerprints = transform.write_splits(snapshot, out, ctx.config, batch_rows=700)
+
+    whole = split_rows(snapshot.read_snapshot(), ctx.config)
+    written = {"train": out.train_raw, "validation": out.validation_raw, "test": out.test_raw}
+    kept = {name: frame for name, frame in whole._asdict().items() if len(frame)}
+    assert set(fingerprints) == set(kept) == ({"train", "test"} if threshold == "fixed" else set(written))
+    assert out.validation_raw.exists() == (threshold != "fixed")
+    for name, frame in kept.items():
+        pd.testing.assert_frame_equal(pd.read_parquet(written[name]), frame)
+        assert fingerprints[name] == fingerprint_frame(frame)
+    assert pq.ParquetFile(out.train_raw).num_row_groups == 4, "one row group per batch of the 2,400 rows"
+    assert tallied_report(tallies, ctx.config) == split_report(whole, ctx.config)
