@@ -596,9 +596,10 @@ class Training(_Strict):
     )
     sanity_check: bool = Field(
         True,
-        description="Before the fit, train a fresh model on one batch of training rows for a few steps; unless its "
-        "loss falls well below that of always predicting the batch's label shares, stop with the reason (the "
-        "features cannot explain the labels: a broken transform or label encoding).",
+        description="Before the fit, train a fresh probe model (one layer of 32 units, whatever the configured "
+        "architecture) on one batch of training rows for a few steps; unless its loss falls well below that of "
+        "always predicting the batch's label shares, stop with the reason (the features cannot explain the labels: "
+        "a broken transform or label encoding).",
     )
     warm_start: bool = Field(
         False,

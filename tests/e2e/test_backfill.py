@@ -68,7 +68,14 @@ class Airflow:
                 raise
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([AIRFLOW, *args], env=self.env, capture_output=True, text=True, timeout=120)
+        """An ``airflow`` CLI call, tried again when the scheduler holds SQLite's write lock (the embedded
+        database takes one writer at a time; a loaded machine can outlast its busy timeout)."""
+        for _ in range(3):
+            done = subprocess.run([AIRFLOW, *args], env=self.env, capture_output=True, text=True, timeout=120)
+            if done.returncode == 0 or "database is locked" not in done.stderr:
+                return done
+            time.sleep(2)
+        return done
 
     def wait(self, what: str, condition, timeout: float):
         deadline = time.monotonic() + timeout
