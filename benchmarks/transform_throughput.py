@@ -19,18 +19,24 @@ multisets (2 workers reorder rows), to 1e-5 of each value (at least 1).
 Rows: Adult's 48,842, repeated 10 or 100 times; 1% of each numeric feature's values are blanked (Adult has no
 missing numbers) so both sides impute. Each measurement runs in a fresh interpreter that imports TensorFlow, Beam
 and TFT before the clock starts; CPU seconds count the Beam workers too. Peak RSS is the measuring process with
-its workers, sampled every 0.1 s, or the kernel's exact peak of the process alone, whichever is higher. The
-machine may be shared: compare the ratios, and the CPU columns, which other load disturbs less than wall time.
+its workers, sampled every 0.1 s, or the kernel's exact peak of the process alone, whichever is higher; a run
+whose processes pass ``--memory-limit-gb`` is killed and shown without times (the machine is shared). Compare the
+ratios, and the CPU columns, which other load disturbs less than wall time. TFT on 1,000 rows gives its fixed
+cost (graph tracing, Beam start-up: ~10 s), so the ratio of what grows with the rows is printed too.
 
-``--tune`` adds, per size, the knobs found: Parquet row groups (the batch size TFT sees: a RecordBatch per row
-group; ``tft_beam.Context(desired_batch_size=...)`` only batches instance dicts, so it does nothing here), the
-worker count and running mode, and the write of the transformed rows (``num_shards=0`` instead of 1, or a write
-per bundle without Beam's shuffle). The write variants swap ``beam.io.WriteToTFRecord`` in the measuring process
-for the proposed one; the rest of the run is the product's code unchanged.
+The column "TFT prop." and ``--tune`` measure the knobs found, each alone and combined, against the product:
+Parquet row groups (TFT sees one RecordBatch per row group; ``tft_beam.Context(desired_batch_size=...)`` only
+batches instance dicts, so it does nothing here); ``tft_beam.Context(use_deep_copy_optimization=True)``, which
+reads the Parquet file again for the transform instead of holding every batch in memory between the analysis and
+the transform (set on an outer Context, which transform.py's own inherits); the worker count and running mode;
+and the write of the transformed rows: ``num_shards=0`` instead of 1, or each bundle's examples straight into a
+file of its own, without the shuffle of every example that ``num_shards=1`` costs (both swap
+``beam.io.WriteToTFRecord`` as transform.py looks it up, in the measuring process only). The rest of each run is
+the product's code unchanged.
 
-    .venv/bin/python benchmarks/transform_throughput.py                   # 1x and 10x (~5 min on 2 cores)
-    .venv/bin/python benchmarks/transform_throughput.py --sizes 1 10 100
-    .venv/bin/python benchmarks/transform_throughput.py --sizes 10 --tune
+    .venv/bin/python benchmarks/transform_throughput.py                   # 1x and 10x (~6 min on 2 cores)
+    .venv/bin/python benchmarks/transform_throughput.py --sizes 1 10 100  # ~20 min, up to ~10 GB at 100x
+    .venv/bin/python benchmarks/transform_throughput.py --sizes 10 --tune # ~13 min
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import resource
 import shutil
 import subprocess
@@ -105,9 +112,7 @@ class Setup:
 
 ONE_WORKER = Setup()
 TWO_WORKERS = Setup(workers=2, mode="multi_processing")
-PROPOSED = Setup(
-    rows_per_group=65_536, reread=True, write="per_bundle"
-)  # the changes to transform.py that the tuning found
+PROPOSED = Setup(rows_per_group=65_536, reread=True, write="per_bundle")  # what the tuning recommends
 TUNING = (
     Setup(rows_per_group=16_384),
     Setup(rows_per_group=65_536),
@@ -285,8 +290,14 @@ def measure(side: str, folder: Path, setup: Setup) -> dict[str, float]:
         with swapped_write(setup.write), tft_beam.Context(use_deep_copy_optimization=setup.reread):
             analyze_and_transform(TransformOutput(folder), config)
     seconds = time.perf_counter() - start
-    own_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
-    return {"seconds": seconds, "cpu": _cpu_seconds() - before, "own_peak_mb": own_peak / MB}
+    return {"seconds": seconds, "cpu": _cpu_seconds() - before, "own_peak_mb": _own_peak_bytes() / MB}
+
+
+def _own_peak_bytes() -> int:
+    """The kernel's peak resident set of this process (``VmHWM``; ``ru_maxrss`` would include the parent's
+    when the interpreter was started by vfork)."""
+    match = re.search(r"VmHWM:\s+(\d+) kB", Path("/proc/self/status").read_text())
+    return int(match.group(1)) * 1024 if match else 0
 
 
 def _cpu_seconds() -> float:
