@@ -24,15 +24,15 @@ whose processes pass ``--memory-limit-gb`` is killed and shown without times (th
 ratios, and the CPU columns, which other load disturbs less than wall time. TFT on 1,000 rows gives its fixed
 cost (graph tracing, Beam start-up: ~10 s), so the ratio of what grows with the rows is printed too.
 
-The column "TFT prop." and ``--tune`` measure the knobs found, each alone and combined, against the product:
-Parquet row groups (TFT sees one RecordBatch per row group; ``tft_beam.Context(desired_batch_size=...)`` only
-batches instance dicts, so it does nothing here); ``tft_beam.Context(use_deep_copy_optimization=True)``, which
-reads the Parquet file again for the transform instead of holding every batch in memory between the analysis and
-the transform (set on an outer Context, which transform.py's own inherits); the worker count and running mode;
-and the write of the transformed rows: ``num_shards=0`` instead of 1, or each bundle's examples straight into a
-file of its own, without the shuffle of every example that ``num_shards=1`` costs (both swap
-``beam.io.WriteToTFRecord`` as transform.py looks it up, in the measuring process only). The rest of each run is
-the product's code unchanged.
+The column "TFT before" is the transform stage as it was before its tuning, and ``--tune`` measures each knob
+alone against the product: Parquet row groups (TFT sees one RecordBatch per row group; the split files are written
+in groups of ``SPLIT_ROW_GROUP`` rows; ``tft_beam.Context(desired_batch_size=...)`` only batches instance dicts, so
+it does nothing here); ``use_deep_copy_optimization``, which reads the Parquet file again for the transform
+instead of holding every batch in memory between the analysis and the transform; ``force_tf_compat_v1``, the
+preprocessing_fn traced as a TF1 graph; the worker count and running mode; and the write of the transformed rows:
+each bundle's examples straight into a file of its own (the product in process), or Beam's file sink with
+``num_shards=1`` (before: a shuffle of every example into one file) or ``num_shards=0``. The knobs are swapped in
+``transform``'s module in the measuring process only; the rest of each run is the product's code unchanged.
 
     .venv/bin/python benchmarks/transform_throughput.py                   # 1x and 10x (~6 min on 2 cores)
     .venv/bin/python benchmarks/transform_throughput.py --sizes 1 10 100  # ~20 min, up to ~10 GB at 100x
@@ -54,7 +54,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -66,7 +65,8 @@ import psutil
 from pipelines.core.config import Config, Schema, load_config
 from pipelines.core.outputs import TransformOutput
 from pipelines.data.demo import read_adult_wheel
-from pipelines.features.transform import MISSING_TOKEN, analyze_and_transform
+from pipelines.features import transform
+from pipelines.features.transform import MISSING_TOKEN, SPLIT_ROW_GROUP, analyze_and_transform
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "adult.yaml"
@@ -85,9 +85,10 @@ class Setup:
 
     workers: int = 1
     mode: str = "in_memory"
-    rows_per_group: int | None = None  # None: pyarrow's default (1Mi rows), as the transform stage writes
-    reread: bool = False  # tft_beam.Context(use_deep_copy_optimization=True): read again to transform
-    write: str = "product"  # product (num_shards=1) | unsharded (num_shards=0) | per_bundle (no shuffle)
+    rows_per_group: int | None = SPLIT_ROW_GROUP  # None: pyarrow's default (1Mi rows), as before the tuning
+    reread: bool = True  # tft_beam.Context(use_deep_copy_optimization=...): read again to transform
+    tf1: bool = True  # tft_beam.Context(force_tf_compat_v1=...): the preprocessing_fn traced as a TF1 graph
+    write: str = "product"  # product (per bundle in process) | one_shard (num_shards=1) | unsharded (num_shards=0)
 
     @property
     def label(self) -> str:
@@ -95,12 +96,14 @@ class Setup:
         parts = [f"{self.workers} worker{'s' if self.workers > 1 else ''}"]
         if self.workers > 1:
             parts[0] += f" ({self.mode.replace('multi_', '')})"
-        if self.rows_per_group:
-            parts.append(f"row groups of {self.rows_per_group:,}")
-        if self.reread:
-            parts.append("re-read")
+        if self.rows_per_group != SPLIT_ROW_GROUP:
+            parts.append(f"row groups of {self.rows_per_group or 2**20:,}")
+        if not self.reread:
+            parts.append("no re-read")
+        if not self.tf1:
+            parts.append("TF2 graph")
         if self.write != "product":
-            parts.append({"unsharded": "num_shards=0", "per_bundle": "write per bundle"}[self.write])
+            parts.append({"unsharded": "num_shards=0", "one_shard": "num_shards=1"}[self.write])
         return ", ".join(parts)
 
     def options(self) -> list[str]:
@@ -112,18 +115,15 @@ class Setup:
 
 ONE_WORKER = Setup()
 TWO_WORKERS = Setup(workers=2, mode="multi_processing")
-PROPOSED = Setup(rows_per_group=65_536, reread=True, write="per_bundle")  # what the tuning recommends
+BEFORE = Setup(rows_per_group=None, reread=False, tf1=False, write="one_shard")  # the transform stage before its tuning
 TUNING = (
     Setup(rows_per_group=16_384),
-    Setup(rows_per_group=65_536),
-    Setup(reread=True),
+    Setup(rows_per_group=None),
+    Setup(reread=False),
+    Setup(tf1=False),
     Setup(write="unsharded"),
-    Setup(write="per_bundle"),
-    Setup(rows_per_group=65_536, write="per_bundle"),
-    Setup(workers=2, mode="multi_threading"),
-    Setup(workers=2, mode="multi_threading", rows_per_group=65_536),
-    Setup(workers=2, mode="multi_processing", rows_per_group=65_536),
-    Setup(workers=2, mode="multi_processing", rows_per_group=65_536, write="per_bundle"),
+    Setup(write="one_shard"),
+    Setup(workers=2, mode="multi_processing", write="one_shard"),
 )
 
 
@@ -214,44 +214,23 @@ def write_examples(columns: dict[str, np.ndarray], path: Path) -> None:
 # --- the TFT side: the product's function, with the write optionally swapped ------------------------------------
 
 
-def _per_bundle_write(path: str, file_name_suffix: str = "", **_: Any) -> Any:
-    """The proposed write: each bundle's examples straight into a file of its own (no shuffle, one file per bundle)."""
-    import apache_beam as beam
-    import tensorflow as tf
-
-    class WriteBundle(beam.DoFn):
-        def setup(self) -> None:
-            tf.io.gfile.makedirs(os.path.dirname(path))
-
-        def start_bundle(self) -> None:
-            self.writer = None
-
-        def process(self, example: bytes) -> None:
-            if self.writer is None:
-                self.writer = tf.io.TFRecordWriter(f"{path}-{uuid.uuid4().hex}{file_name_suffix}")
-            self.writer.write(example)
-
-        def finish_bundle(self) -> None:
-            if self.writer is not None:
-                self.writer.close()
-
-    return beam.ParDo(WriteBundle())
-
-
 @contextlib.contextmanager
-def swapped_write(write: str) -> Iterator[None]:
-    """``beam.io.WriteToTFRecord`` as transform.py looks it up: as is, with ``num_shards=0``, or per bundle."""
+def tuned(setup: Setup) -> Iterator[None]:
+    """transform.py with the setup's re-read, graph mode and write of the transformed rows, in the measuring
+    process only."""
     import apache_beam as beam
 
-    product = beam.io.WriteToTFRecord
-    if write == "unsharded":
-        beam.io.WriteToTFRecord = lambda path, **kwargs: product(path, **{**kwargs, "num_shards": 0})
-    elif write == "per_bundle":
-        beam.io.WriteToTFRecord = _per_bundle_write
+    product = transform.write_examples, transform.REREAD_FOR_TRANSFORM, transform.TF1_GRAPH
+    if setup.write != "product":
+        shards = {"one_shard": 1, "unsharded": 0}[setup.write]
+        transform.write_examples = lambda prefix, _: beam.io.WriteToTFRecord(
+            prefix, file_name_suffix=".tfrecord", num_shards=shards
+        )
+    transform.REREAD_FOR_TRANSFORM, transform.TF1_GRAPH = setup.reread, setup.tf1
     try:
         yield
     finally:
-        beam.io.WriteToTFRecord = product
+        transform.write_examples, transform.REREAD_FOR_TRANSFORM, transform.TF1_GRAPH = product
 
 
 # --- measuring --------------------------------------------------------------------------------------------------
@@ -277,7 +256,7 @@ def measure(side: str, folder: Path, setup: Setup) -> dict[str, float]:
     """Run one side on the train split in ``folder`` in this process: wall and CPU seconds, own peak RSS (MB)."""
     import apache_beam  # noqa: F401  (imports before the clock: both sides pay them once per process)
     import tensorflow  # noqa: F401
-    import tensorflow_transform.beam as tft_beam
+    import tensorflow_transform.beam  # noqa: F401
     from tfx_bsl.coders import example_coder  # noqa: F401
 
     config = benchmark_config(folder, setup.options())
@@ -287,7 +266,7 @@ def measure(side: str, folder: Path, setup: Setup) -> dict[str, float]:
         pandas_transform(folder, config.data_schema)
     else:
         # transform.py's own Context (temp_dir) inherits the flag from this outer one
-        with swapped_write(setup.write), tft_beam.Context(use_deep_copy_optimization=setup.reread):
+        with tuned(setup):
             analyze_and_transform(TransformOutput(folder), config)
     seconds = time.perf_counter() - start
     return {"seconds": seconds, "cpu": _cpu_seconds() - before, "own_peak_mb": _own_peak_bytes() / MB}
@@ -476,7 +455,7 @@ def _rate(rows: int, seconds: float | None) -> float | None:
     return None if seconds is None else rows / seconds
 
 
-COLUMNS = {PANDAS: "pandas", "1w": "TFT 1w", "2w": "TFT 2w", "proposed": "TFT prop."}
+COLUMNS = {PANDAS: "pandas", "1w": "TFT 1w", "2w": "TFT 2w", "before": "TFT before"}
 
 
 def print_main(results: list[tuple[int, int, dict[str, Measurement]]]) -> None:
@@ -561,7 +540,7 @@ def main() -> None:
         return
 
     print(f"load average {_load()} on {os.cpu_count()} CPUs; rows: Adult x size, {MISSING_SHARE:.0%} of each "
-          f"numeric feature blanked; TFT prop. = {PROPOSED.label}", flush=True)  # fmt: skip
+          f"numeric feature blanked; TFT before = {BEFORE.label}", flush=True)  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="transform-throughput-") as tmp:
         schema = benchmark_config(Path(tmp), []).data_schema
         bench = Bench(Path(tmp), adult_table(schema), schema, args.repeats, args.memory_limit_gb * 1024)
@@ -570,7 +549,7 @@ def main() -> None:
         for factor in args.sizes:
             rows = factor * bench.table.num_rows
             pandas = bench.run(PANDAS, rows, ONE_WORKER, f"{factor}x-pandas")
-            setups = {"1w": ONE_WORKER, "2w": TWO_WORKERS, "proposed": PROPOSED}
+            setups = {"1w": ONE_WORKER, "2w": TWO_WORKERS, "before": BEFORE}
             r = {PANDAS: pandas} | {c: bench.checked(rows, s, f"{factor}x-{c}", pandas) for c, s in setups.items()}
             if args.tune:
                 runs = [(s, bench.checked(rows, s, f"{factor}x-tune{i}", pandas)) for i, s in enumerate(TUNING)]

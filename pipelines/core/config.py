@@ -144,11 +144,21 @@ class Feature(_Strict):
 
 
 class Label(_Strict):
-    """The label column and which of its values is the positive class."""
+    """The label column: binary (``positive`` names the positive class) or multi-class (more than two ``values``
+    and no ``positive``: a softmax over the values, in their order)."""
 
     name: str
-    positive: str = Field(description="The label value that counts as the positive class.")
-    values: list[str] | None = None
+    positive: str | None = Field(
+        None,
+        description="The label value that counts as the positive class; required for a binary label. With more than "
+        "two values it makes the label binary one-vs-rest (the other values form the negative class); leave it out "
+        "for a multi-class label.",
+    )
+    values: list[str] | None = Field(
+        None,
+        description="The values the label takes. More than two and no positive: a multi-class label, whose class "
+        "ids (the model's output columns) follow this order.",
+    )
     annotators: list[str] = Field(
         default_factory=list,
         description="Columns holding each labeler's own label, when the data has several; their agreement is checked.",
@@ -156,11 +166,34 @@ class Label(_Strict):
 
     @model_validator(mode="after")
     def _positive_is_a_value(self) -> Label:
-        if self.values is not None and self.positive not in self.values:
+        if self.values is not None and len(set(self.values)) < len(self.values):
+            dupes = sorted({v for v in self.values if self.values.count(v) > 1})
+            raise ValueError(f"label {self.name!r}: values lists {dupes} more than once")
+        if self.positive is None and (self.values is None or len(self.values) <= 2):
+            listed = "no values" if self.values is None else f"values {self.values}"
+            raise ValueError(
+                f"label {self.name!r}: positive is required for a binary label ({listed}); a multi-class label "
+                "lists more than two values and no positive"
+            )
+        if self.positive is not None and self.values is not None and self.positive not in self.values:
             raise ValueError(f"label {self.name!r}: positive {self.positive!r} is not one of values {self.values}")
         if self.name in self.annotators:
             raise ValueError(f"label {self.name!r}: the label column cannot also be an annotator column")
         return self
+
+    @property
+    def is_multiclass(self) -> bool:
+        """More than two values and no positive class: a softmax over ``values``."""
+        return self.positive is None
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The class names in class-id order: ``values`` for a multi-class label; (negative, positive) for a
+        binary one, the negative named by the other value (or ``not <positive>``)."""
+        if self.is_multiclass:
+            return tuple(self.values or ())
+        others = [v for v in self.values or () if v != self.positive]
+        return (others[0] if len(others) == 1 else f"not {self.positive}", str(self.positive))
 
 
 class Cross(_Strict):
@@ -433,8 +466,14 @@ class DriftThresholds(_Strict):
 class GatePolicy(_Strict):
     """What a candidate must show to be promoted (see ``pipelines.decision.gate``)."""
 
-    floors: dict[Metric, float] = Field(description="Absolute minimum of each metric for the candidate.")
-    primary_metric: Metric
+    floors: dict[Metric, float] = Field(
+        description="Absolute minimum of each metric for the candidate. For a multi-class label precision, recall "
+        "and f1 are macro averages over the classes and roc_auc is the macro one-vs-rest AUC."
+    )
+    primary_metric: Metric = Field(
+        description="The metric of the comparison with the live model, overall and per slice (macro for a "
+        "multi-class label, as in floors)."
+    )
     max_regression: float = Field(ge=0.0, description="Non-inferiority margin against the live model.")
     max_slice_regression: float = Field(ge=0.0, description="Tolerated regression against live on each slice.")
     slice_rule: Literal["no_significant_regression", "non_inferiority"] = Field(
@@ -563,7 +602,9 @@ class EarlyStopping(_Strict):
     weights of its best epoch; ``training.epochs`` is then the most epochs trained."""
 
     monitor: Literal["val_auc", "val_loss", "val_accuracy"] = Field(
-        "val_auc", description="The validation metric watched: val_loss is minimised, the others maximised."
+        "val_auc",
+        description="The validation metric watched: val_loss is minimised, the others maximised (for a multi-class "
+        "label val_auc is the macro one-vs-rest AUC).",
     )
     patience: int = Field(2, ge=1, description="Epochs without an improvement before training stops.")
     min_delta: float = Field(0.0, ge=0.0, description="The smallest change of the metric that is an improvement.")
@@ -940,6 +981,28 @@ class Config(_Strict):
         unknown = [n for n in self.thresholds.drift.features if n not in names]
         if unknown:
             raise ValueError(f"thresholds.drift.features: unknown features {unknown}")
+        return self
+
+    @model_validator(mode="after")
+    def _multiclass_fits(self) -> Config:
+        """Settings that only mean something for a binary label are refused for a multi-class one."""
+        if not self.data_schema.label.is_multiclass:
+            return self
+        fairness = self.thresholds.fairness
+        binary_only = ("max_demographic_parity_difference", "min_demographic_parity_ratio")
+        keys = [f"thresholds.fairness.{f}" for f in binary_only if getattr(fairness, f) is not None]
+        for attribute, limits in fairness.attributes.items():
+            keys += [f"thresholds.fairness.attributes.{attribute}.{f}" for f in binary_only if getattr(limits, f)]
+        if keys:
+            raise ValueError(
+                f"{', '.join(keys)}: demographic parity compares the share of positive predictions, which a "
+                f"multi-class label ({self.data_schema.label.name!r}) does not have; limit "
+                "max_equalized_odds_difference (the largest per-class recall gap between groups) instead"
+            )
+        if self.monitoring.min_positive_rate is not None:
+            raise ValueError(
+                "monitoring.min_positive_rate: a multi-class label has no positive predictions; leave it out"
+            )
         return self
 
     @model_validator(mode="after")

@@ -80,6 +80,18 @@ class IngestOutput(StageOutput):
         if not parquet.metadata.num_rows:
             yield parquet.read(columns=columns).to_pandas()
 
+    def row_group_rows(self) -> list[int]:
+        """The rows of each of the snapshot's row groups, in order (ingest writes each partition as its own)."""
+        metadata = pq.ParquetFile(self.snapshot).metadata
+        return [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+
+    def read_row_groups(self, groups: list[int], columns: list[str] | None = None) -> pd.DataFrame:
+        """The rows of the snapshot's row groups ``groups`` (see ``row_group_rows``), with the dtypes of
+        ``read_snapshot``; ``[]`` gives the empty frame of a snapshot without rows."""
+        parquet = pq.ParquetFile(self.snapshot)
+        table = parquet.read_row_groups(groups, columns=columns) if groups else parquet.read(columns=columns)
+        return table.to_pandas()
+
 
 @dataclass(frozen=True)
 class DriftOutput(StageOutput):

@@ -184,26 +184,31 @@ def log_datasets(datasets: Mapping[str, tuple[str | Path, str]]) -> None:
     )
 
 
-def log_saved_model(model_dir: Path, inputs: Mapping[str, str], output: str, example: Any) -> None:
+def log_saved_model(
+    model_dir: Path, inputs: Mapping[str, str], output: str, example: Any, classes: int | None = None
+) -> None:
     """Log an exported SavedModel as the active run's ``model`` artifact, described as an MLflow model.
 
     Its ``MLmodel`` file gives the ``tensorflow`` flavor (``mlflow.tensorflow.load_model`` returns the loaded
-    SavedModel), the signature (the raw input columns, each optional, to one float ``output``) and the input
-    example (``example``'s rows, in ``input_example.json``).
+    SavedModel), the signature (the raw input columns, each optional, to one float ``output``, or with
+    ``classes`` a float tensor [rows, classes]) and the input example (``example``'s rows, in
+    ``input_example.json``).
 
     Args:
         model_dir: the SavedModel's folder.
         inputs: each raw input column and its MLflow type (``float``, ``string``, ...).
         output: the name of the model's output.
         example: a few raw rows (a pandas DataFrame of the input columns).
+        classes: a multi-class model's number of classes (its output's columns); None for one probability.
     """
     import mlflow
+    import numpy as np
     from mlflow.models import Model, ModelSignature
-    from mlflow.types import ColSpec, Schema
+    from mlflow.types import ColSpec, Schema, TensorSpec
 
+    answer = ColSpec("float", output) if classes is None else TensorSpec(np.dtype("float32"), (-1, classes), output)
     signature = ModelSignature(
-        Schema([ColSpec(kind, name, required=False) for name, kind in inputs.items()]),
-        Schema([ColSpec("float", output)]),
+        Schema([ColSpec(kind, name, required=False) for name, kind in inputs.items()]), Schema([answer])
     )
     description = Model(
         artifact_path=MODEL_ARTIFACT,

@@ -44,6 +44,11 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
+def _named(metric: str, evaluation: dict[str, Any]) -> str:
+    """The metric as the report measured it: a multi-class report's averages are macro (ROC AUC one-vs-rest)."""
+    return f"{metric} (macro)" if evaluation.get("task") == "multiclass" and metric != "accuracy" else metric
+
+
 def evidence_checks(evaluation: dict[str, Any], policy: GatePolicy) -> list[Check]:
     """Is there enough test data to judge at all?"""
     n = evaluation["test_rows"]
@@ -64,7 +69,7 @@ def quality_checks(evaluation: dict[str, Any], policy: GatePolicy) -> list[Check
     for metric, floor in policy.floors.items():
         value = candidate.get(metric)
         passed = value is not None and value >= floor
-        detail = f"{metric} {_fmt(value)}, floor {floor}"
+        detail = f"{_named(metric, evaluation)} {_fmt(value)}, floor {floor}"
         checks.append(Check(f"floor {metric}", passed, detail, CheckKind.QUALITY, "floors"))
     low = ((candidate.get("ci") or {}).get("accuracy") or [None])[0]
     baseline = evaluation["baseline"]["accuracy"]

@@ -1,38 +1,49 @@
 """Baselines beside the candidate: the trivial one, a simple model trained in the same run, and HLP figures.
 
 The simple model is a scikit-learn logistic regression on the same raw features the candidate sees (one-hot
-categoricals, standardised numerics, missing values imputed), fit on the run's train split and scored on its
-test split. If the deep model cannot beat it, the extra machinery is not paying for itself. ``baseline_table``
-puts every model's metrics, and the human-level or legacy figures from the config, side by side with the
-candidate's. Pure: no I/O.
+categoricals, standardised numerics, missing values imputed), fit on the run's train split (an even sample of
+it when large: ``evaluate.SIMPLE_MODEL_ROWS``) and scored on its test split. If the deep model cannot beat it, the
+extra machinery is not paying for itself. ``baseline_table`` puts every model's metrics, and the human-level or
+legacy figures from the config, side by side with the candidate's. Pure: no I/O.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from pipelines.core.config import METRICS, Schema
-from pipelines.evaluation.metrics import MISSING, THRESHOLD, classification_metrics
+from pipelines.evaluation.metrics import MISSING, THRESHOLD, classification_metrics, label_prior, positives
 
 CANDIDATE = "candidate"
 HLP = "hlp"
 
 
-def trivial_scores(rows: int, train_positive_rate: float) -> np.ndarray:
-    """The training positive rate for every row: predicts the training majority class, ranks nothing (AUC 0.5)."""
+def trivial_scores(rows: int, train_positive_rate: float | np.ndarray) -> np.ndarray:
+    """The training positive rate for every row: predicts the training majority class, ranks nothing (AUC 0.5).
+    Given a multi-class prior (each class's training share), that prior for every row, [rows, classes]."""
+    if np.ndim(train_positive_rate) == 1:
+        return np.tile(np.asarray(train_positive_rate, dtype=float), (rows, 1))
     return np.full(rows, float(train_positive_rate))
 
 
 def simple_model(train_frame: pd.DataFrame, test_frame: pd.DataFrame, schema: Schema, seed: int) -> np.ndarray:
-    """Positive-class probabilities for ``test_frame`` from a logistic regression fit on ``train_frame``.
+    """Positive-class probabilities for ``test_frame`` from a logistic regression fit on ``train_frame``
+    (``fit_simple_model``)."""
+    return fit_simple_model(train_frame, schema, seed)(test_frame)
+
+
+def fit_simple_model(train_frame: pd.DataFrame, schema: Schema, seed: int) -> Callable[[pd.DataFrame], np.ndarray]:
+    """A logistic regression fit on ``train_frame``: the function giving positive-class probabilities of rows.
 
     Categories unseen in training score as all-zero one-hot columns; a missing category is its own value;
     a missing number takes the training median plus a missing-indicator column. With a single class in
-    ``train_frame`` there is nothing to learn, and every row gets that class's training rate.
+    ``train_frame`` there is nothing to learn, and every row gets that class's training rate. For a multi-class
+    label: a multinomial logistic regression's class probabilities [rows, classes] (a class absent from
+    ``train_frame`` gets 0).
     """
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
@@ -40,9 +51,10 @@ def simple_model(train_frame: pd.DataFrame, test_frame: pd.DataFrame, schema: Sc
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    y = (train_frame[schema.label.name] == schema.label.positive).to_numpy(dtype=int)
+    y = positives(train_frame, schema)
     if len(np.unique(y)) < 2:
-        return trivial_scores(len(test_frame), float(y.mean()) if len(y) else 0.0)
+        prior = label_prior(train_frame, schema)
+        return lambda rows: trivial_scores(len(rows), prior)
     features = ColumnTransformer(
         [
             (
@@ -55,7 +67,16 @@ def simple_model(train_frame: pd.DataFrame, test_frame: pd.DataFrame, schema: Sc
     )
     model = make_pipeline(features, LogisticRegression(max_iter=1000, random_state=seed))
     model.fit(_inputs(train_frame, schema), y)
-    return model.predict_proba(_inputs(test_frame, schema))[:, 1]
+
+    def predict(rows: pd.DataFrame) -> np.ndarray:
+        proba = model.predict_proba(_inputs(rows, schema))
+        if not schema.label.is_multiclass:
+            return proba[:, 1]
+        out = np.zeros((len(rows), len(schema.label.classes)))
+        out[:, model.classes_] = proba  # LogisticRegression is multinomial over the classes it saw
+        return out
+
+    return predict
 
 
 def _inputs(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:

@@ -26,13 +26,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from pipelines.core.config import METRICS, Config, GatePolicy
 from pipelines.core.contracts import ConceptVerdict
 from pipelines.core.deployment_state import SlotRecord
 from pipelines.core.outputs import SOURCE_DS, EvaluationOutput, TransformOutput
 from pipelines.core.tracking import client
-from pipelines.evaluation.metrics import assess
+from pipelines.evaluation.metrics import assess, positives
 from pipelines.model.scoring import score
 from pipelines.model.signature import read_threshold
 
@@ -138,15 +139,21 @@ def _message(who: str, report: dict[str, Any], judged: dict[str, Any], policy: G
 
 
 def concept_drift(
-    window: pd.DataFrame, live: SlotRecord | None, offline: OfflinePerformance | None, config: Config
+    window: pd.DataFrame,
+    live: SlotRecord | None,
+    offline: OfflinePerformance | None,
+    config: Config,
+    window_rows: int | None = None,
 ) -> dict[str, Any]:
     """Concept drift of the live model on ``window``'s rows dated after its data date.
 
     Args:
-        window: the current window's labelled rows with their ``SOURCE_DS``.
+        window: the current window's labelled rows with their ``SOURCE_DS`` (or only those after the live model's
+            data date, with the window's size in ``window_rows``).
         live: the live model (None before the first promotion).
         offline: its performance on its own test split (None if not on record).
         config: the schema (label) and the gate's policy (metric, confidence, margin, minimum rows).
+        window_rows: the window's row count when ``window`` holds only the rows after the live model's data.
 
     Returns:
         A JSON-ready report: ``verdict`` (a ``ConceptVerdict``), a one-sentence ``message``, the rows and
@@ -157,14 +164,14 @@ def concept_drift(
     if live is None:
         return {"verdict": ConceptVerdict.NO_LIVE_MODEL, "message": "no live model: concept drift not checked"}
     rows = new_rows(window, live.ds)
-    y = (rows[label.name].astype(object) == label.positive).to_numpy(dtype=int)
+    y = positives(rows, config.data_schema)  # class ids for a multi-class label
     report: dict[str, Any] = {
         "metric": metric,
         "live_version": live.version,
         "live_ds": live.ds,
-        "window_rows": len(window),
+        "window_rows": len(window) if window_rows is None else window_rows,
         "rows": len(rows),
-        "positives": int(y.sum()),
+        "positives": None if label.is_multiclass else int(y.sum()),
         "days": sorted(rows[SOURCE_DS].astype(str).unique()),
         "offline": asdict(offline) if offline else None,
         "offline_source": f"MLflow run {live.mlflow_run_id}" if live.mlflow_run_id else None,
@@ -182,10 +189,11 @@ def concept_drift(
             f"need >= {policy.min_test_rows}: concept drift not judged"
         )
         return {"verdict": ConceptVerdict.INSUFFICIENT_DATA, "message": message, **report}
-    if report["positives"] in (0, len(rows)):
+    if len(np.unique(y)) < 2:
+        held = f"class {label.classes[y[0]]!r}" if label.is_multiclass else f"{report['positives']:,} positive"
         message = (
             f"the {len(rows):,} rows after {who}'s data ({live.ds}) hold one class only "
-            f"({report['positives']:,} positive): concept drift not judged"
+            f"({held}): concept drift not judged"
         )
         return {"verdict": ConceptVerdict.INSUFFICIENT_DATA, "message": message, **report}
     scores = score(live.model_uri, rows, config.data_schema)
@@ -197,11 +205,11 @@ def check_concept_drift(config: Config, transformed: TransformOutput, live: Slot
     """The concept-drift report for the current window (both splits), read from the transform output."""
     if live is None:
         return concept_drift(pd.DataFrame(), None, None, config)
-    columns = [*config.data_schema.columns, SOURCE_DS]
-    window = pd.concat(
-        [pd.read_parquet(path, columns=columns) for path in (transformed.train_raw, transformed.test_raw)],
-        ignore_index=True,
-    )
-    report = concept_drift(window, live, offline_performance(config, live.mlflow_run_id), config)
+    # Only the rows the live model never saw are read: memory grows with the days since its data, not the window.
+    columns, after = [*config.data_schema.columns, SOURCE_DS], [(SOURCE_DS, ">", live.ds)]
+    paths = (transformed.train_raw, transformed.test_raw)
+    window = pd.concat([pd.read_parquet(path, columns=columns, filters=after) for path in paths], ignore_index=True)
+    rows = sum(pq.ParquetFile(path).metadata.num_rows for path in paths)
+    report = concept_drift(window, live, offline_performance(config, live.mlflow_run_id), config, window_rows=rows)
     log.info("concept drift: %s", report["message"])
     return report

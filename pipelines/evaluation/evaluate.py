@@ -11,44 +11,107 @@ it did offline (``concept``).
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from pipelines.core.artifacts import fingerprint_json, write_json_atomic
-from pipelines.core.config import METRICS
+from pipelines.core.config import METRICS, Config
 from pipelines.core.context import RunContext
 from pipelines.core.contracts import StageName
 from pipelines.core.deployment_state import live_version
-from pipelines.core.outputs import EvaluationOutput, TrainOutput, TransformOutput, require
+from pipelines.core.outputs import SNAPSHOT_BATCH_ROWS, EvaluationOutput, TrainOutput, TransformOutput, require
 from pipelines.core.tracking import client
-from pipelines.evaluation.baselines import baseline_table, simple_model, trivial_scores
+from pipelines.evaluation.baselines import baseline_table, fit_simple_model, trivial_scores
 from pipelines.evaluation.concept import check_concept_drift
 from pipelines.evaluation.fairness import audit, fairness_checks
-from pipelines.evaluation.metrics import evaluate_frame, on_threshold, positives
+from pipelines.evaluation.metrics import evaluate_frame, label_prior, on_threshold, positives
 from pipelines.evaluation.tags import error_analysis
-from pipelines.model.scoring import score
+from pipelines.model.scoring import load_scorer, predict_with
 from pipelines.model.signature import read_threshold
 
 log = logging.getLogger(__name__)
+
+SIMPLE_MODEL_ROWS = 200_000  # the simple baseline is fit on at most about this many train rows, evenly spread
+
+
+def evaluation_columns(config: Config) -> list[str]:
+    """The test rows' columns the report reads beside the scores: the label, the slice and protected features and
+    those the tags' rules name."""
+    schema = config.data_schema
+    slices = {name for features in config.slices for name in features}
+    rules = {condition.column for tag in config.tags for condition in tag.conditions}
+    wanted = {schema.label.name, *slices, *config.protected_attributes, *rules}
+    return [name for name in schema.columns if name in wanted]
+
+
+def sample_rows(path: Path, limit: int) -> pd.DataFrame:
+    """At most about ``limit`` rows of a Parquet file, evenly spread (every k-th row of each batch), read batch by
+    batch; the whole file when it holds no more."""
+    parquet = pq.ParquetFile(path)
+    step = max(1, -(-parquet.metadata.num_rows // limit))
+    if step == 1:
+        return parquet.read().to_pandas()
+    return pd.concat([b.to_pandas().iloc[::step] for b in parquet.iter_batches(SNAPSHOT_BATCH_ROWS)], ignore_index=True)
+
+
+def score_test(
+    path: Path,
+    config: Config,
+    model_dir: str | Path,
+    live_dir: str | Path | None,
+    simple: Callable[[pd.DataFrame], np.ndarray] | None,
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Score the test split batch by batch with the candidate, the live model (if any) and the simple model (if
+    any), keeping of each row only the ``evaluation_columns``: memory holds one batch of whole rows.
+
+    Returns:
+        The kept columns of every test row, in order, and each model's scores ("candidate", "live",
+        "simple_model"; those given).
+    """
+    schema = config.data_schema
+    scorers = {"candidate": functools.partial(predict_with, load_scorer(model_dir), schema=schema)}
+    if live_dir is not None:
+        scorers["live"] = functools.partial(predict_with, load_scorer(live_dir), schema=schema)
+    if simple is not None:
+        scorers["simple_model"] = simple
+    parquet, keep = pq.ParquetFile(path), evaluation_columns(config)
+    kept, scores = [], {name: [] for name in scorers}
+    batches = parquet.iter_batches(SNAPSHOT_BATCH_ROWS) if parquet.metadata.num_rows else [parquet.read()]
+    for batch in batches:
+        rows = batch.to_pandas()
+        for name, scorer in scorers.items():
+            scores[name].append(scorer(rows))
+        kept.append(rows[keep])
+    return pd.concat(kept, ignore_index=True), {name: np.concatenate(parts) for name, parts in scores.items()}
 
 
 def evaluate_model(ctx: RunContext, transform_uri: str, train_uri: str) -> str:
     """Score the test split with the candidate and the live model; write the evaluation report."""
     transformed, trained = require(TransformOutput(transform_uri)), require(TrainOutput(train_uri))
     schema = ctx.config.data_schema
-    test, train = pd.read_parquet(transformed.test_raw), pd.read_parquet(transformed.train_raw)
-    positive_rate = float(positives(train, schema).mean())
-    candidate = score(trained.model_dir, test, schema)
+    positive_rate = label_prior(pd.read_parquet(transformed.train_raw, columns=[schema.label.name]), schema)
     live = live_version(ctx.config)
-    live_scores = score(live.model_uri, test, schema) if live else None
+    simple = None
+    if ctx.config.baselines.simple_model:
+        simple = fit_simple_model(
+            sample_rows(transformed.train_raw, SIMPLE_MODEL_ROWS), schema, ctx.config.training.seed
+        )
+    test, scored = score_test(
+        transformed.test_raw, ctx.config, trained.model_dir, live.model_uri if live else None, simple
+    )
+    candidate, live_scores, simple = scored["candidate"], scored.get("live"), scored.get("simple_model")
     # Each model is judged at its own decision threshold, which travels in its folder.
     cut = read_threshold(trained.model_dir)
     live_cut = read_threshold(live.model_uri) if live else cut
     report = evaluate_frame(test, candidate, live_scores, ctx.config, positive_rate, (cut, live_cut))
     report["live_version"] = live.version if live else None
     live_at_cut = None if live_scores is None else on_threshold(live_scores, live_cut, cut)
-    simple = simple_model(train, test, schema, ctx.config.training.seed) if ctx.config.baselines.simple_model else None
     y = positives(test, schema)
     scores = {"candidate": candidate, "live": live_scores, "trivial": trivial_scores(len(y), positive_rate)}
     report["baselines"] = baseline_table(
@@ -63,7 +126,8 @@ def evaluate_model(ctx: RunContext, transform_uri: str, train_uri: str) -> str:
     with ctx.open_stage(StageName.EVALUATE) as out:
         written = EvaluationOutput(out.path)
         write_json_atomic(written.report_path, report)
-        pd.DataFrame({"candidate": candidate}).to_parquet(
+        # A multi-class model's served ``probability`` is its predicted class's: the skew check compares that.
+        pd.DataFrame({"candidate": candidate.max(axis=1) if candidate.ndim == 2 else candidate}).to_parquet(
             written.scores_path, index=False
         )  # the skew check's yardstick
         mlflow_client, mlflow_run = client(ctx.config), trained.metadata()["mlflow_run_id"]

@@ -27,6 +27,7 @@ import pandas as pd
 
 from pipelines.core.config import Config
 from pipelines.evaluation.metrics import _clean, _interval, slice_codes
+from pipelines.evaluation.multiclass import predicted_classes, resample_weights
 from pipelines.evaluation.resampling import CELL_BUDGET, RankedGroups, Tallies, chunk_rows, draws, pack, unpack
 
 GROUP_METRICS = (
@@ -295,6 +296,8 @@ def audit(
     y, p = np.asarray(y, dtype=int), np.asarray(p, dtype=float)
     if not len(frame) == len(y) == len(p) or (live_p is not None and len(live_p) != len(y)):
         raise ValueError(f"audit: {len(frame)} rows, {len(y)} labels, {len(p)} scores must match")
+    if p.ndim == 2:
+        return audit_multiclass(frame, y, p, config, live_p, seed)
     scores = {"candidate": p} if live_p is None else {"candidate": p, "live": np.asarray(live_p, dtype=float)}
     specs = {" x ".join(spec): spec for spec in [[a] for a in config.protected_attributes] + settings.intersections}
     keys, codes, frames = {}, {}, {}
@@ -365,7 +368,7 @@ def _check(
         figure = entry["candidate"][name]
         what = f"{label} {_fmt(figure['value'])} {_span(figure['ci'])}"
         if figure.get("groups"):
-            on = f" on {SHORT[figure['metric']]}" if "metric" in figure else ""
+            on = f" on {SHORT.get(figure['metric'], figure['metric'])}" if "metric" in figure else ""
             what += f" ({figure['groups'][0]} vs {figure['groups'][1]}{on})"
     bound = None if figure["ci"] is None else figure["ci"][1 if upper else 0]
     sufficient = bound is not None
@@ -410,3 +413,166 @@ def fairness_checks(audit_report: dict[str, Any], config: Config) -> list[dict[s
             severity = settings.severities.get(name, settings.severity)
             checks.append(_check(name, attribute, entry, limit, severity, upper, audit_report["min_group_size"]))
     return checks
+
+
+def _multiclass_rates(weights: np.ndarray, cells: np.ndarray, groups: int, k: int) -> dict[str, np.ndarray]:
+    """Per-group accuracy and per-class recall [resamples, groups] from each row's ``_multiclass_cells``, counted
+    per resample (memory: the weights and a [groups, 2 + 2k] table per resample)."""
+    width = groups * (2 + 2 * k)
+    sums = np.stack(
+        [sum(np.bincount(c, weights=w * m, minlength=width) for c, m in cells) for w in np.atleast_2d(weights)]
+    ).reshape(-1, groups, 2 + 2 * k)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rates = {"accuracy": np.where(sums[..., 0] > 0, sums[..., 1] / sums[..., 0], np.nan)}
+        for c in range(k):
+            support, hits = sums[..., 2 + 2 * c], sums[..., 3 + 2 * c]
+            rates[f"recall {c}"] = np.where(support > 0, hits / support, np.nan)
+    rates["size"] = sums[..., 0]
+    return rates
+
+
+def _multiclass_cells(
+    codes: np.ndarray, y: np.ndarray, pred: np.ndarray, k: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Where each row counts in its group's [rows, correct, then per class: rows, correct] table (flattened over
+    the groups), each with a 0/1 mask: in the group, correct, of its class, of its class and correct."""
+    base = np.asarray(codes, dtype=np.int64) * (2 + 2 * k)
+    right = (pred == y).astype(float)
+    ones = np.ones(len(y))
+    return [(base, ones), (base + 1, right), (base + 2 + 2 * y, ones), (base + 3 + 2 * y, right)]
+
+
+def audit_multiclass(
+    frame: pd.DataFrame,
+    y: np.ndarray,
+    p: np.ndarray,
+    config: Config,
+    live_p: np.ndarray | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """``audit`` for a multi-class label: ``p`` (and ``live_p``) are probabilities [rows, classes], a row's
+    prediction its most probable class.
+
+    Each group gets its accuracy and each class's recall (``recall <class>``), with intervals from the same
+    resample index matrix as the binary audit (``default_rng(seed).integers(0, n, (resamples, n))``). Between
+    the large-enough groups: the accuracy gap (``accuracy_difference``), each class's recall gap (equal
+    opportunity per class, in ``largest_gaps``) and ``equalized_odds_difference``, the largest of the recall
+    gaps, which ``max_equalized_odds_difference`` and ``max_worsening_vs_live`` limit.
+    """
+    settings, policy, schema = config.thresholds.fairness, config.thresholds.gate, config.data_schema
+    classes = list(schema.label.classes)
+    k = len(classes)
+    names = {"accuracy": "accuracy", **{f"recall {c}": f"recall {name}" for c, name in enumerate(classes)}}
+    scores = {"candidate": p} if live_p is None else {"candidate": p, "live": np.asarray(live_p, dtype=float)}
+    specs = {" x ".join(spec): spec for spec in [[a] for a in config.protected_attributes] + settings.intersections}
+    n = len(y)
+    layouts, group_names = {}, {}
+    for name, spec in specs.items():
+        codes, group_names[name] = slice_codes(frame, spec, schema)
+        for s, score in scores.items():
+            layouts[s, name] = _multiclass_cells(codes, y, predicted_classes(score), k)
+    point = {
+        key: _multiclass_rates(np.ones((1, n)), cols, len(group_names[key[1]]), k) for key, cols in layouts.items()
+    }
+    parts: dict[tuple[str, str], list[dict[str, np.ndarray]]] = defaultdict(list)
+    if n:
+        chunk = chunk_rows(n, BLOCK_CELLS)
+        for idx in draws(n, policy.bootstrap_samples, seed, chunk):
+            weights = resample_weights(idx.astype(np.int64), n)
+            for key, cols in layouts.items():
+                parts[key].append(_multiclass_rates(weights, cols, len(group_names[key[1]]), k))
+    samples = {key: {m: np.concatenate([c[m] for c in chunks]) for m in names} for key, chunks in parts.items()}
+
+    attributes = {}
+    for name, spec in specs.items():
+        groups = group_names[name]
+        own = point["candidate", name]
+        ok = own["size"][0] >= settings.min_group_size
+        entry: dict[str, Any] = {
+            "columns": spec,
+            "groups": {},
+            "too_small": [str(g) for g, big in zip(groups, ok, strict=True) if not big],
+        }
+        for i, group in enumerate(groups):
+            g: dict[str, Any] = {"status": OK if ok[i] else TOO_SMALL, "size": int(own["size"][0, i])}
+            g.update({label: _clean(own[m][0, i]) for m, label in names.items()})
+            if ok[i] and samples:
+                g["ci"] = {
+                    label: _interval(samples["candidate", name][m][:, i], policy.confidence)
+                    for m, label in names.items()
+                }
+            entry["groups"][str(group)] = g
+        entry["sufficient"] = int(ok.sum()) >= 2 and bool(samples)
+        if entry["sufficient"]:
+            kept = [g for g, big in zip(groups, ok, strict=True) if big]
+            figures = {}
+            for s in scores:
+                figures[s] = _multiclass_between(point[s, name], samples[s, name], ok, kept, names)
+                entry[s] = {
+                    figure: {key: value for key, value in f.items() if key != "samples"}
+                    | {"ci": _interval(f["samples"], policy.confidence)}
+                    for figure, f in figures[s].items()
+                    if figure != "largest_gaps"
+                }
+                entry[s]["largest_gaps"] = {
+                    m: {key: value for key, value in f.items() if key != "samples"}
+                    | {"ci": _interval(f["samples"], policy.confidence)}
+                    for m, f in figures[s]["largest_gaps"].items()
+                }
+            if "live" in scores:
+                entry["candidate_minus_live"] = {
+                    figure: {
+                        "value": _difference(figures["candidate"][figure]["value"], figures["live"][figure]["value"]),
+                        "ci": _interval(
+                            figures["candidate"][figure]["samples"] - figures["live"][figure]["samples"],
+                            policy.confidence,
+                        ),
+                    }
+                    for figure in MULTICLASS_BETWEEN
+                }
+        attributes[name] = entry
+    return {
+        "task": "multiclass",
+        "threshold": None,
+        "group_metrics": list(names.values()),
+        "between": list(MULTICLASS_BETWEEN),
+        "confidence": policy.confidence,
+        "bootstrap_samples": policy.bootstrap_samples,
+        "min_group_size": settings.min_group_size,
+        "live_scored": live_p is not None,
+        "attributes": attributes,
+    }
+
+
+MULTICLASS_BETWEEN = ("equalized_odds_difference", "accuracy_difference")
+
+
+def _difference(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else round(a - b, 6)
+
+
+def _multiclass_between(
+    point: dict[str, np.ndarray], boot: dict[str, np.ndarray], ok: np.ndarray, kept: list[str], names: dict[str, str]
+) -> dict[str, Any]:
+    """The gaps between the large-enough groups: per metric the point value, the two groups making it and its
+    resample values; ``equalized_odds_difference`` is the largest per-class recall gap."""
+    gaps: dict[str, dict[str, Any]] = {}
+    for m, label in names.items():
+        values = point[m][0, ok]
+        defined = ~np.isnan(values)
+        if defined.sum() >= 2:
+            high, low = int(np.nanargmax(values)), int(np.nanargmin(values))
+            value, groups = float(values[high] - values[low]), [str(kept[high]), str(kept[low])]
+        else:
+            value, groups = np.nan, None
+        gaps[label] = {"value": _clean(value), "groups": groups, "samples": _spread(boot[m][:, ok])[0]}
+    recalls = [label for m, label in names.items() if m != "accuracy"]
+    driver = max(recalls, key=lambda label: -1.0 if gaps[label]["value"] is None else gaps[label]["value"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        worst = np.nanmax(np.stack([gaps[label]["samples"] for label in recalls], axis=1), axis=1)
+    return {
+        "equalized_odds_difference": {**gaps[driver], "metric": driver, "samples": worst},
+        "accuracy_difference": gaps["accuracy"],
+        "largest_gaps": gaps,
+    }

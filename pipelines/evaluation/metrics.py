@@ -22,6 +22,14 @@ import numpy as np
 import pandas as pd
 
 from pipelines.core.config import METRICS, Config, Feature, GatePolicy, Schema
+from pipelines.evaluation.multiclass import (
+    LOG_LOSS,
+    PER_CLASS,
+    label_ids,
+    resample_weights,
+    score_rows,
+    weighted_metrics,
+)
 from pipelines.evaluation.resampling import CELL_BUDGET, RankedGroups, Tallies, chunk_rows, draws, pack, unpack
 
 THRESHOLD = 0.5
@@ -84,8 +92,11 @@ def _summary(t: Tallies, values: dict[str, np.ndarray], g: int) -> dict[str, Any
 
 
 def classification_metrics(y: np.ndarray, p: np.ndarray, threshold: float = THRESHOLD) -> dict[str, Any]:
-    """Point metrics and confusion matrix ``[[tn, fp], [fn, tp]]`` at ``threshold``."""
+    """Point metrics and confusion matrix ``[[tn, fp], [fn, tp]]`` at ``threshold``; for probabilities
+    [rows, classes] the multi-class summary (``multiclass_summary``, no threshold)."""
     y, p = np.asarray(y, dtype=int), np.asarray(p, dtype=float)
+    if p.ndim == 2:
+        return multiclass_summary(weighted_metrics(np.ones((1, len(y))), y, p), 0, _class_names(p.shape[1]))
     point = RankedGroups.build(np.zeros(len(y), dtype=np.int64), 1, y, p, threshold).point()
     return _summary(point, rates(point), 0)
 
@@ -144,9 +155,12 @@ def assess_groups(
     """``assess`` of every group at once: group ``g`` (the rows where ``codes == g``) on its own, seed ``seeds[g]``.
 
     Equal to calling ``assess`` on each group's rows, in time linear in the rows and with about ``budget``
-    drawn rows in memory at a time (see the module docstring).
+    drawn rows in memory at a time (see the module docstring). Probabilities [rows, classes] (a multi-class
+    label) are assessed by ``assess_multiclass_groups`` on the same draws; ``thresholds`` do not apply there.
     """
     y, codes = np.asarray(y, dtype=int), np.asarray(codes, dtype=np.int64)
+    if np.ndim(candidate) == 2:
+        return assess_multiclass_groups(y, candidate, live, codes, groups, policy, seeds, min_rows, margin, budget)
     scored = {"candidate": (candidate, thresholds[0])}
     if live is not None:
         scored["live"] = (live, thresholds[1])
@@ -212,6 +226,102 @@ def _resampled(
     return out
 
 
+def _class_names(k: int, classes: Sequence[str] | None = None) -> list[str]:
+    return [str(c) for c in classes] if classes is not None else [str(i) for i in range(k)]
+
+
+def multiclass_summary(values: dict[str, Any], b: int, classes: Sequence[str]) -> dict[str, Any]:
+    """Resample ``b`` of ``weighted_metrics``: the macro metrics, log loss, the confusion matrix (true class by
+    predicted class) and ``per_class`` precision, recall, F1 and support, keyed by class name."""
+    per_class = values["per_class"]
+    return {
+        **{m: _clean(values[m][b]) for m in (*METRICS, LOG_LOSS)},
+        "confusion_matrix": values["confusion"][b].astype(int).tolist(),
+        "n": int(per_class["support"][b].sum()),
+        "per_class": {
+            name: {
+                **{m: _clean(per_class[m][b, c]) for m in PER_CLASS},
+                "support": int(per_class["support"][b, c]),
+            }
+            for c, name in enumerate(classes)
+        },
+    }
+
+
+def assess_multiclass_groups(
+    y: np.ndarray,
+    candidate: np.ndarray,
+    live: np.ndarray | None,
+    codes: np.ndarray,
+    groups: int,
+    policy: GatePolicy,
+    seeds: Sequence[int],
+    min_rows: int = 1,
+    margin: float | None = None,
+    budget: int = CELL_BUDGET,
+    classes: Sequence[str] | None = None,
+) -> list[dict[str, Any]]:
+    """``assess_groups`` for a multi-class label: ``candidate`` (and ``live``) are probabilities [rows, classes].
+
+    Each group is resampled on its own rows with the same draws as the binary path (group ``g`` with seed
+    ``seeds[g]``); candidate and live are measured on the same resamples, so their differences are paired. The
+    macro metrics (under METRICS' names), log loss and each class's precision, recall and F1 get percentile
+    intervals; ``difference`` covers METRICS (higher is better), which the gate judges.
+    """
+    y, codes = np.asarray(y, dtype=int), np.asarray(codes, dtype=np.int64)
+    scored = {"candidate": np.asarray(candidate, dtype=float)}
+    if live is not None:
+        scored["live"] = np.asarray(live, dtype=float)
+    names = _class_names(scored["candidate"].shape[1], classes)
+    margin = policy.max_regression if margin is None else margin
+    order = np.argsort(codes, kind="stable")
+    sizes = np.bincount(codes, minlength=groups)
+    members = np.split(order, np.cumsum(sizes)[:-1])  # each group's rows, in order
+    results = []
+    for g in range(groups):
+        rows = members[g]
+        yg = y[rows]
+        ranked = {s: score_rows(yg, p[rows]) for s, p in scored.items()}  # once, for the point and every resample
+        point = {s: weighted_metrics(np.ones((1, len(rows))), yg, p[rows], ranked[s]) for s, p in scored.items()}
+        result: dict[str, Any] = {s: multiclass_summary(point[s], 0, names) for s in scored}
+        if len(rows) < max(min_rows, 1):
+            result["sufficient"] = False
+            results.append(result)
+            continue
+        parts: dict[str, list[dict[str, Any]]] = {s: [] for s in scored}
+        for drawn in draws(len(rows), policy.bootstrap_samples, seeds[g], chunk_rows(len(rows), budget)):
+            weights = resample_weights(drawn.astype(np.int64), len(rows))
+            for s, p in scored.items():
+                parts[s].append(weighted_metrics(weights, yg, p[rows], ranked[s]))
+        boot = {s: _concatenate(chunks) for s, chunks in parts.items()}
+        result["sufficient"] = True
+        for s in scored:
+            result[s]["ci"] = {m: _interval(boot[s][m], policy.confidence) for m in (*METRICS, LOG_LOSS)}
+            for c, name in enumerate(names):
+                result[s]["per_class"][name]["ci"] = {
+                    m: _interval(boot[s]["per_class"][m][:, c], policy.confidence) for m in PER_CLASS
+                }
+        if live is not None:
+            result["difference"] = {
+                m: {
+                    "point": _diff(result["candidate"][m], result["live"][m]),
+                    "ci": _interval(boot["candidate"][m] - boot["live"][m], policy.confidence),
+                    "below_margin": _share_below(boot["candidate"][m] - boot["live"][m], -margin),
+                    "margin": margin,
+                }
+                for m in METRICS
+            }
+        results.append(result)
+    return results
+
+
+def _concatenate(chunks: list[dict[str, Any]]) -> dict[str, Any]:
+    """``weighted_metrics`` of successive chunks of resamples as one."""
+    joined: dict[str, Any] = {m: np.concatenate([c[m] for c in chunks]) for m in (*METRICS, LOG_LOSS)}
+    joined["per_class"] = {m: np.concatenate([c["per_class"][m] for c in chunks]) for m in chunks[0]["per_class"]}
+    return joined
+
+
 def _diff(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else round(a - b, 6)
 
@@ -257,14 +367,34 @@ def slice_keys(df: pd.DataFrame, features: list[str], schema: Schema) -> pd.Seri
 def on_threshold(p: np.ndarray, own: float, target: float) -> np.ndarray:
     """Scores moved monotonically (piecewise linearly) so that ``own`` lands on ``target``: at ``target`` they
     give the predictions they gave at ``own``, and the same ranking (ROC AUC). Lets a live model with its own
-    threshold be audited beside the candidate at the candidate's."""
+    threshold be audited beside the candidate at the candidate's. Multi-class probabilities [rows, classes]
+    have no threshold and come back as they are."""
     p = np.asarray(p, dtype=float)
+    if p.ndim == 2:
+        return p
     return np.where(p < own, p * target / own, target + (p - own) * (1 - target) / (1 - own))
 
 
 def positives(frame: pd.DataFrame, schema: Schema) -> np.ndarray:
-    """1 where the row's label is the positive class, else 0."""
-    return (frame[schema.label.name] == schema.label.positive).to_numpy(dtype=int)
+    """1 where the row's label is the positive class, else 0; for a multi-class label each row's class id (its
+    value's index in ``label.values``).
+
+    Raises:
+        ValueError: a multi-class label value is not among ``label.values``.
+    """
+    label = schema.label
+    if label.is_multiclass:
+        return label_ids(frame[label.name].astype(object).to_numpy(), label.classes)
+    return (frame[label.name] == label.positive).to_numpy(dtype=int)
+
+
+def label_prior(frame: pd.DataFrame, schema: Schema) -> float | np.ndarray:
+    """The training rows' positive rate; for a multi-class label each class's share (in class-id order)."""
+    y = positives(frame, schema)
+    if not schema.label.is_multiclass:
+        return float(y.mean()) if len(y) else 0.0
+    counts = np.bincount(y, minlength=len(schema.label.classes)).astype(float)
+    return counts / counts.sum() if counts.sum() else counts
 
 
 def evaluate_frame(
@@ -272,12 +402,16 @@ def evaluate_frame(
     candidate: np.ndarray,
     live: np.ndarray | None,
     config: Config,
-    train_positive_rate: float,
+    train_positive_rate: float | np.ndarray,
     thresholds: tuple[float, float] = (THRESHOLD, THRESHOLD),
 ) -> dict[str, Any]:
     """The whole evaluation report for scored test rows (pure: no I/O); ``thresholds`` are the candidate's
-    and the live model's decision thresholds."""
+    and the live model's decision thresholds. For a multi-class label the scores are probabilities
+    [rows, classes], ``train_positive_rate`` is the training class prior (``label_prior``) and the report is
+    ``evaluate_multiclass_frame``'s."""
     schema, policy = config.data_schema, config.thresholds.gate
+    if schema.label.is_multiclass:
+        return evaluate_multiclass_frame(test, candidate, live, config, np.asarray(train_positive_rate))
     y = positives(test, schema)
     majority = int(train_positive_rate >= 0.5)
     report: dict[str, Any] = {
@@ -304,6 +438,50 @@ def evaluate_frame(
             policy.min_slice_size,
             policy.max_slice_regression,
             thresholds,
+        )
+        report["slices"][" x ".join(features)] = dict(zip(groups, results, strict=True))
+    return report
+
+
+def evaluate_multiclass_frame(
+    test: pd.DataFrame, candidate: np.ndarray, live: np.ndarray | None, config: Config, prior: np.ndarray
+) -> dict[str, Any]:
+    """``evaluate_frame`` for a multi-class label: the same report, its metrics macro-averaged (METRICS' names,
+    so floors and the gate read them as they do a binary report), with log loss, the confusion matrix and a
+    ``per_class`` table, overall and per slice. Predictions are each row's most probable class."""
+    schema, policy = config.data_schema, config.thresholds.gate
+    classes = list(schema.label.classes)
+    y = positives(test, schema)
+    majority = int(np.argmax(prior)) if len(prior) else 0
+    report: dict[str, Any] = {
+        "test_rows": len(y),
+        "task": "multiclass",
+        "classes": classes,
+        "averaging": "macro (roc_auc: one-vs-rest)",
+        "baseline": {
+            "description": f"always predict the training majority class ({classes[majority]})",
+            "accuracy": round(float(np.mean(y == majority)), 6) if len(y) else None,
+            "roc_auc": 0.5,
+        },
+        "overall": assess_multiclass_groups(
+            y, candidate, live, np.zeros(len(y), dtype=np.int64), 1, policy, [0], classes=classes
+        )[0],
+        "slices": {},
+        "decision_thresholds": {"candidate": None, "live": None},
+    }
+    for features in config.slices:
+        codes, groups = slice_codes(test, features, schema)
+        results = assess_multiclass_groups(
+            y,
+            candidate,
+            live,
+            codes,
+            len(groups),
+            policy,
+            range(1, len(groups) + 1),
+            policy.min_slice_size,
+            policy.max_slice_regression,
+            classes=classes,
         )
         report["slices"][" x ".join(features)] = dict(zip(groups, results, strict=True))
     return report

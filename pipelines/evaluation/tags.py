@@ -82,7 +82,9 @@ def error_analysis(
     Args:
         frame: the scored rows with their raw feature columns.
         y: the true labels (0/1), one per row of ``frame``.
-        p: the candidate's scores; a row is predicted positive when its score is at least ``threshold``.
+        p: the candidate's scores; a row is predicted positive when its score is at least ``threshold``. For a
+            multi-class label, probabilities [rows, classes]: a row's prediction is its most probable class
+            (an error: that class is not its label), and ``threshold`` does not apply.
         config: supplies the slices, the rule tags and the overall human-level accuracy (``baselines.hlp``).
         threshold: the candidate's decision threshold.
         baseline_p: baselines by name (one unnamed array is called ``baseline``): scores, cut at
@@ -129,7 +131,7 @@ def error_analysis(
         )
     rows.sort(key=lambda r: (r["room"] is None, -(r["room"] or 0.0), -(r["error_share"] or 0.0), r["tag"]))
     return {
-        "threshold": threshold,
+        "threshold": None if np.ndim(p) == 2 else threshold,
         "rows": n,
         "errors": total,
         "error_rate": _round(_ratio(total, n)),
@@ -153,7 +155,10 @@ def _against_best(rates: dict[str, float | None], errors: int, rows: int, n: int
 
 
 def _predict(scores: np.ndarray, threshold: float) -> np.ndarray:
-    return (np.asarray(scores) >= threshold).astype(int)
+    scores = np.asarray(scores)
+    if scores.ndim == 2:  # multi-class probabilities: the most probable class
+        return np.argmax(scores, axis=1)
+    return (scores >= threshold).astype(int)
 
 
 def _ratio(part: int, whole: int) -> float | None:

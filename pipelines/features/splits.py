@@ -214,7 +214,8 @@ def tallied_report(tallies: dict[str, Tally], config: Config) -> dict[str, Any]:
         name: {
             "rows": t.rows,
             "share": round(t.rows / total, 6) if total else None,
-            "positive_share": round(t.positives / t.rows, 6) if t.rows else None,
+            # A multi-class label has no positive class: its shares are the label column's.
+            "positive_share": round(t.positives / t.rows, 6) if t.rows and not label.is_multiclass else None,
             "columns": {column: _shares(counts, t.rows) for column, counts in t.columns.items()},
         }
         for name, t in named.items()

@@ -19,7 +19,9 @@ from __future__ import annotations
 import functools
 import importlib
 import logging
+import os
 import shutil
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.core.artifacts import FrameDigest, fingerprint_json, write_json_atomic
-from pipelines.core.config import Config, ConfigError, Feature, Schema
+from pipelines.core.config import Config, ConfigError, Feature, Label, Schema
 from pipelines.core.context import RunContext
 from pipelines.core.contracts import StageName
 from pipelines.core.outputs import (
@@ -48,6 +50,12 @@ log = logging.getLogger(__name__)
 
 TRANSFORMED_TRAIN = "train"
 MISSING_TOKEN = "__MISSING__"
+SPLIT_ROW_GROUP = 65_536  # rows per Parquet row group of a split: TFT reads one RecordBatch per row group
+# The transform phase reads the train split again instead of holding every batch between analysis and transform.
+REREAD_FOR_TRANSFORM = True
+# The schema's own transforms are traced as a TF1 graph: the same outputs (to float rounding) in a quarter less time
+# (benchmarks/transform_throughput.py); a user's preprocessing_fn runs in TF2, as TFT recommends.
+TF1_GRAPH = True
 
 
 def load_preprocessing_fn(path: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
@@ -161,10 +169,19 @@ def make_preprocessing_fn(schema: Schema) -> Callable[[dict[str, Any]], dict[str
     def preprocessing_fn(inputs: dict[str, Any]) -> dict[str, Any]:
         outputs = dict(features(dict(inputs)))
         if label.name in inputs and label.name not in outputs:
-            outputs[label.name] = tf.cast(tf.equal(_dense(inputs[label.name], ""), label.positive), tf.int64)
+            outputs[label.name] = _label_ids(tf, _dense(inputs[label.name], ""), label)
         return outputs
 
     return preprocessing_fn
+
+
+def _label_ids(tf: Any, values: Any, label: Label) -> Any:
+    """The label as int64 class ids: 1 for the positive value and 0 otherwise (binary), or the value's index in
+    ``label.values`` (multi-class; validation has refused other values, which would get 0)."""
+    if not label.is_multiclass:
+        return tf.cast(tf.equal(values, label.positive), tf.int64)
+    hits = tf.cast(tf.stack([tf.equal(values, v) for v in label.classes], axis=-1), tf.int64)
+    return tf.reduce_sum(hits * tf.range(len(label.classes), dtype=tf.int64), axis=-1)
 
 
 def beam_options(config: Config) -> Any:
@@ -202,8 +219,13 @@ def analyze_and_transform(out: TransformOutput, config: Config) -> None:
         for name in kinds
     }
     adapter = tfxio.TensorAdapterConfig(arrow_schema(kinds), representations)
-    temp = out.beam_temp
-    with beam.Pipeline(options=beam_options(config)) as pipeline, tft_beam.Context(temp_dir=str(temp)):
+    temp, options = out.beam_temp, beam_options(config)
+    context = tft_beam.Context(
+        temp_dir=str(temp),
+        use_deep_copy_optimization=REREAD_FOR_TRANSFORM,
+        force_tf_compat_v1=TF1_GRAPH and not schema.preprocessing_fn,
+    )
+    with beam.Pipeline(options=options) as pipeline, context:
         batches = (
             pipeline
             | "ReadTrainRows" >> beam.io.ReadFromParquetBatched(str(out.train_raw), columns=list(kinds))
@@ -215,13 +237,56 @@ def analyze_and_transform(out: TransformOutput, config: Config) -> None:
         _ = (
             transformed
             | "EncodeExamples" >> beam.FlatMapTuple(lambda batch, _: example_coder.RecordBatchToExamples(batch))
-            | "WriteTransformedTrain"
-            >> beam.io.WriteToTFRecord(
-                str(out.transformed_dir / TRANSFORMED_TRAIN), file_name_suffix=".tfrecord", num_shards=1
-            )
+            | "WriteTransformedTrain" >> write_examples(str(out.transformed_dir / TRANSFORMED_TRAIN), options)
         )
         _ = transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(str(out.tft_dir))
     shutil.rmtree(temp, ignore_errors=True)
+
+
+def write_examples(prefix: str, options: Any) -> Any:
+    """The write of the transformed examples to ``<prefix>-*.tfrecord``.
+
+    On a distributed runner, Beam's file sink (temporary files, then a rename once every bundle is done), sharded as
+    the runner sees fit. In process, each bundle goes straight into a file of its own: no shuffle of every example
+    into one shard (the in-process runner fails the pipeline on an error instead of retrying a bundle, so no bundle
+    is written twice; with one worker the train split is one bundle, so one file in the split's row order).
+    """
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import StandardOptions
+
+    runner = (options.view_as(StandardOptions).runner or "DirectRunner").lower().removesuffix("runner")
+    if runner not in IN_PROCESS_RUNNERS:
+        return beam.io.WriteToTFRecord(prefix, file_name_suffix=".tfrecord")
+    return _write_bundles(prefix)
+
+
+IN_PROCESS_RUNNERS = {"fnapi", "direct", "bundlebaseddirect", "switchingdirect"}  # lower case, without "Runner"
+
+
+def _write_bundles(prefix: str) -> Any:
+    """A ParDo writing each bundle's examples to ``<prefix>-<uuid>.tfrecord`` (under a temporary name until the
+    bundle is done)."""
+    import apache_beam as beam
+
+    class WriteBundle(beam.DoFn):
+        def start_bundle(self) -> None:
+            self.writer, self.path = None, ""
+
+        def process(self, example: bytes) -> None:
+            import tensorflow as tf
+
+            if self.writer is None:
+                Path(prefix).parent.mkdir(parents=True, exist_ok=True)
+                self.path = f"{prefix}-{uuid.uuid4().hex}"
+                self.writer = tf.io.TFRecordWriter(f"{self.path}.tmp")
+            self.writer.write(example)
+
+        def finish_bundle(self) -> None:
+            if self.writer is not None:
+                self.writer.close()
+                os.replace(f"{self.path}.tmp", f"{self.path}.tfrecord")
+
+    return beam.ParDo(WriteBundle())
 
 
 class _SplitFile:
@@ -235,7 +300,8 @@ class _SplitFile:
         """Append ``rows`` as a row group."""
         self._digest.update(rows)
         if len(rows):
-            self._writer.write_table(pa.Table.from_pandas(rows, schema=self._writer.schema, preserve_index=False))
+            table = pa.Table.from_pandas(rows, schema=self._writer.schema, preserve_index=False)
+            self._writer.write_table(table, row_group_size=SPLIT_ROW_GROUP)
 
     def close(self) -> str:
         """Write the footer; returns the content fingerprint of every row appended."""

@@ -28,7 +28,8 @@ def load_scorer(model_dir: str | Path) -> Any:
 
 
 def predict_with(serve: Any, df: pd.DataFrame, schema: Schema, batch_size: int = BATCH_SIZE) -> np.ndarray:
-    """Positive-class probabilities for ``df``'s rows, in order, from a loaded serving function.
+    """Positive-class probabilities for ``df``'s rows, in order, from a loaded serving function; for a multi-class
+    label an array [rows, classes] of each class's probability (columns in the order of ``label.values``).
 
     Raises:
         ValueError: ``batch_size`` is not positive, or the model returns a different number of scores
@@ -38,14 +39,17 @@ def predict_with(serve: Any, df: pd.DataFrame, schema: Schema, batch_size: int =
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive number of rows, got {batch_size}")
-    out = np.empty(len(df), dtype=np.float32)
+    classes = len(schema.label.classes) if schema.label.is_multiclass else None
+    out = np.empty(len(df) if classes is None else (len(df), classes), dtype=np.float32)
     for start in range(0, len(df), batch_size):
         examples = encode_examples(df.iloc[start : start + batch_size], schema)
-        scores = np.asarray(serve(**{EXAMPLES_INPUT: tf.constant(examples)})[OUTPUT]).reshape(-1)
-        if len(scores) != len(examples):
+        scores = np.asarray(serve(**{EXAMPLES_INPUT: tf.constant(examples)})[OUTPUT])
+        scores = scores.reshape(-1) if classes is None else scores.reshape(len(scores), -1)
+        if len(scores) != len(examples) or (classes is not None and scores.shape[1] != classes):
+            each = "one probability" if classes is None else f"{classes} class probabilities"
             raise ValueError(
-                f"the model's {SIGNATURE!r} signature returned {len(scores)} scores for {len(examples)} rows: "
-                f"export it so that {OUTPUT!r} holds one probability per example"
+                f"the model's {SIGNATURE!r} signature returned {scores.shape} scores for {len(examples)} rows: "
+                f"export it so that {OUTPUT!r} holds {each} per example"
             )
         out[start : start + len(examples)] = scores
     return out

@@ -59,3 +59,16 @@ def choose_threshold(y: np.ndarray, p: np.ndarray, setting: DecisionThreshold) -
             f"(precision {precision[best]:.4f}, recall {recall[best]:.4f})"
         )
     return {**record, "threshold": round(float(cuts[best]), 6), "reason": reason}
+
+
+def multiclass_threshold(setting: DecisionThreshold) -> dict[str, Any]:
+    """The record for a multi-class label: no threshold (a row's class is its most probable one), and why
+    ``setting`` (which cuts a single positive-class score) was not applied."""
+    return {
+        "strategy": setting.strategy,
+        "value": setting.value,
+        "validation_rows": 0,
+        "threshold": None,
+        "reason": f"skipped: the label is multi-class, a row's class is its most probable one (argmax), so "
+        f"training.threshold ({setting.strategy}) does not apply",
+    }

@@ -34,7 +34,7 @@ from pipelines.core.tracking import flat_params, log_datasets, log_saved_model, 
 from pipelines.features.encoding import column_kinds, raw_feature_spec, to_record_batches
 from pipelines.model.scoring import score
 from pipelines.model.signature import EXAMPLES_INPUT, OUTPUT, SIGNATURE, THRESHOLD_FILE
-from pipelines.model.threshold import choose_threshold
+from pipelines.model.threshold import choose_threshold, multiclass_threshold
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +106,10 @@ def model_inputs(tft_output: Any, schema: Schema) -> dict[str, int | None]:
     return dict(sorted(features.items(), key=lambda f: (f[1] is not None, order.get(f[0], len(order)), f[0])))
 
 
-def build_model(features: dict[str, int | None], params: Training) -> Any:
-    """A small feed-forward network over the numbers and the embedded ids of ``model_inputs``."""
+def build_model(features: dict[str, int | None], params: Training, classes: int = 2) -> Any:
+    """A small feed-forward network over the numbers and the embedded ids of ``model_inputs``: one sigmoid unit
+    for a binary label, a softmax over ``classes`` units (sparse categorical cross-entropy) for a multi-class one.
+    Either way the metrics are ``accuracy`` and ``auc`` (macro one-vs-rest for a multi-class label)."""
     import tf_keras as keras
 
     inputs, encoded = {}, []
@@ -123,14 +125,30 @@ def build_model(features: dict[str, int | None], params: Training) -> Any:
         x = keras.layers.Dense(units, activation="relu")(x)
         if params.dropout:
             x = keras.layers.Dropout(params.dropout)(x)
-    output = keras.layers.Dense(1, activation="sigmoid", name=OUTPUT)(x)
+    if classes > 2:
+        output = keras.layers.Dense(classes, activation="softmax", name=OUTPUT)(x)
+        loss = keras.losses.SparseCategoricalCrossentropy()
+        metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy"), _sparse_auc(classes)]
+    else:
+        output = keras.layers.Dense(1, activation="sigmoid", name=OUTPUT)(x)
+        loss = "binary_crossentropy"
+        metrics = [keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")]
     model = keras.Model(inputs=inputs, outputs=output)
-    model.compile(
-        optimizer=keras.optimizers.Adam(params.learning_rate),
-        loss="binary_crossentropy",
-        metrics=[keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")],
-    )
+    model.compile(optimizer=keras.optimizers.Adam(params.learning_rate), loss=loss, metrics=metrics)
     return model
+
+
+def _sparse_auc(classes: int) -> Any:
+    """Keras' AUC per class over one-hot class ids, averaged: the macro one-vs-rest AUC of a softmax."""
+    import tensorflow as tf
+    import tf_keras as keras
+
+    class SparseMacroAUC(keras.metrics.AUC):
+        def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:
+            ids = tf.reshape(tf.cast(y_true, tf.int32), [-1])
+            return super().update_state(tf.one_hot(ids, classes), y_pred, sample_weight)
+
+    return SparseMacroAUC(name="auc", multi_label=True, num_labels=classes)
 
 
 def export_serving_model(model: Any, tft_output: Any, schema: Schema, export_dir: Path) -> None:
@@ -144,13 +162,16 @@ def export_serving_model(model: Any, tft_output: Any, schema: Schema, export_dir
     def serve(examples: Any) -> dict[str, Any]:
         features = model.tft_layer(tf.io.parse_example(examples, spec))
         features.pop(schema.label.name, None)
+        if schema.label.is_multiclass:
+            return {OUTPUT: model(features)}  # [examples, classes], in the order of label.values
         return {OUTPUT: tf.reshape(model(features), [-1])}
 
     model.save(str(export_dir), save_format="tf", signatures={SIGNATURE: serve})
 
 
 def train_dataset(transformed: TransformOutput, tft_output: Any, label: str, batch_size: int, seed: int) -> Any:
-    """The transformed train examples in batches of (features, label), shuffled by ``seed`` the same way every time."""
+    """The transformed train examples in batches of (features, label), shuffled by ``seed`` the same way every time:
+    streamed from the files, parsed a batch at a time in parallel (in order) and prefetched while a step runs."""
     import tensorflow as tf
 
     files = sorted(str(p) for p in transformed.transformed_dir.glob("*.tfrecord"))
@@ -163,8 +184,9 @@ def train_dataset(transformed: TransformOutput, tft_output: Any, label: str, bat
         shuffle=True,
         shuffle_seed=seed,
         reader_num_threads=1,
-        parser_num_threads=1,
+        parser_num_threads=tf.data.AUTOTUNE,
         sloppy_ordering=False,
+        prefetch_buffer_size=tf.data.AUTOTUNE,
     )
 
 
@@ -185,8 +207,9 @@ def validation_data(rows: pd.DataFrame, tft_output: Any, schema: Schema) -> tupl
 
 
 def class_weights(setting: str | dict[str, float], label: Label, train_raw: Path) -> dict[int, float] | None:
-    """Keras class weights (class id -> weight; class 1 is the positive label value) for ``training.class_weight``;
-    ``balanced`` counts the classes in the label column of the train split's raw rows.
+    """Keras class weights (class id -> weight; class 1 is the positive label value, or a multi-class label's ids
+    in the order of its values) for ``training.class_weight``; ``balanced`` counts the classes in the label column
+    of the train split's raw rows.
 
     Raises:
         ConfigError: a weight names a value the label does not take, or the other values (one class) differ.
@@ -195,17 +218,24 @@ def class_weights(setting: str | dict[str, float], label: Label, train_raw: Path
     if setting == "none":
         return None
     values = pd.read_parquet(train_raw, columns=[label.name])[label.name]
-    ids = (values == label.positive).to_numpy(dtype=int)
+    classes = label.classes
+    if label.is_multiclass:
+        ids = values.astype(object).map({v: i for i, v in enumerate(classes)}).fillna(-1).to_numpy(dtype=int)
+        ids = ids[ids >= 0]
+    else:
+        ids = (values == label.positive).to_numpy(dtype=int)
     if setting == "balanced":
-        counts = np.bincount(ids, minlength=2)
+        counts = np.bincount(ids, minlength=len(classes))
         if not counts.all():
             raise PipelineError(
-                f"training.class_weight balanced: the train split has no rows of class {counts.argmin()}"
+                f"training.class_weight balanced: the train split has no rows of class {classes[counts.argmin()]!r}"
             )
         return {c: len(ids) / (len(counts) * n) for c, n in enumerate(counts.tolist())}
     unknown = sorted(set(setting) - set(label.values or values.dropna().unique()))
     if unknown:
         raise ConfigError(f"training.class_weight: {unknown} are not values of the label {label.name!r}")
+    if label.is_multiclass:
+        return {i: float(setting.get(value, 1.0)) for i, value in enumerate(classes)}
     others = {w for value, w in setting.items() if value != label.positive}
     if len(others) > 1:
         raise ConfigError(
@@ -369,10 +399,10 @@ def fit(config: Config, transformed: TransformOutput, seed: int, live: SlotRecor
     if params.sanity_check:
         _reset(seed)
         batch = next(iter(train_dataset(transformed, tft_output, schema.label.name, SANITY_ROWS, seed)))
-        probe = build_model(features, params.model_copy(update=SANITY_MODEL))
+        probe = build_model(features, params.model_copy(update=SANITY_MODEL), len(schema.label.classes))
         details["sanity_check"] = sanity_check(probe, *batch)
     _reset(seed)
-    model = build_model(features, params)
+    model = build_model(features, params, len(schema.label.classes))
     details["warm_start"] = (
         warm_start(model, live, tft_output) if params.warm_start else {"used": False, "reason": "warm_start is off"}
     )
@@ -407,6 +437,11 @@ def decide_threshold(config: Config, transformed: TransformOutput, model_dir: Pa
     """Choose the decision threshold (``training.threshold``) on the held-out validation rows and write it
     into the model's folder, so it travels with the model; returns the record."""
     setting, schema = config.training.threshold, config.data_schema
+    if schema.label.is_multiclass:
+        record = multiclass_threshold(setting)
+        write_json_atomic(model_dir / THRESHOLD_FILE, record)
+        log.info("decision threshold: %s", record["reason"])
+        return record
     y, p = np.zeros(0, dtype=int), np.zeros(0)
     if setting.strategy != "fixed" and transformed.validation_raw.exists():
         rows = pd.read_parquet(transformed.validation_raw)
@@ -473,7 +508,8 @@ def log_training(ctx: RunContext, transformed: TransformOutput, fitted: Fitted, 
             mlflow.log_artifact(str(transformed.split_report_path))
         inputs = {name: "float" if kind == "numeric" else "string" for name, kind in column_kinds(schema).items()}
         inputs.pop(schema.label.name)
-        log_saved_model(model_dir, inputs, OUTPUT, input_example(transformed.train_raw, schema))
+        classes = len(schema.label.classes) if schema.label.is_multiclass else None
+        log_saved_model(model_dir, inputs, OUTPUT, input_example(transformed.train_raw, schema), classes)
     return run.info.run_id
 
 

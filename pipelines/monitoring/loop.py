@@ -76,9 +76,13 @@ def _served(config: Config, version: str, start: datetime, end: datetime, labels
         for r in prediction_rows(read_records(config, PREDICTIONS, start, end)[0])
         if r["version"] == version and r["role"] in ("live", "canary")
     ]
-    positive = config.data_schema.label.positive
+    label = config.data_schema.label
     keys = [(r, (r["request_id"], r["row"])) for r in rows]
-    judged = [r["class"] == int(labels[key] == positive) for r, key in keys if key in labels]
+    if label.is_multiclass:  # ``class`` is the most probable class's id, in the order of the label's values
+        ids = {value: i for i, value in enumerate(label.classes)}
+        judged = [r["class"] == ids.get(labels[key]) for r, key in keys if key in labels]
+    else:
+        judged = [r["class"] == int(labels[key] == label.positive) for r, key in keys if key in labels]
     failed = sum(r["status"] != 200 for r in rows)
     return {
         "version": version,

@@ -111,6 +111,12 @@ def monitor(config: Config, start: datetime, end: datetime, now: datetime | None
         "settings": {"monitoring": config.monitoring.model_dump(), "drift": config.thresholds.drift.model_dump()},
     }
     report["outputs"]["reference_positive_rate"] = _positive_rate(config, reference)
+    if config.data_schema.label.is_multiclass:  # ``class`` is a class id there, not a positive prediction
+        for entry in [
+            report["outputs"]["clients"],
+            *(w for v in report["outputs"]["by_version"].values() for w in v.values()),
+        ]:
+            entry["positives"] = entry["positive_rate"] = None
     report["headline"] = headline(report)
     log.info(
         "monitoring %s .. %s: %d client requests, %d labelled rows, drift %s",
@@ -384,8 +390,8 @@ def output_metrics(records: list[dict[str, Any]], rows: list[dict[str, Any]], bi
 
 def _positive_rate(config: Config, reference: pd.DataFrame | None) -> float | None:
     label = config.data_schema.label
-    if reference is None or label.name not in reference or not len(reference):
-        return None
+    if reference is None or label.name not in reference or not len(reference) or label.is_multiclass:
+        return None  # a multi-class label has no positive class to compare a positive prediction rate with
     return _round(float((reference[label.name].astype(object) == label.positive).mean()))
 
 
@@ -455,6 +461,8 @@ def version_performance(
     """One version on its labelled rows: metrics with intervals, the concept verdict per judged metric, and
     (``with_groups``) the same per slice and protected attribute."""
     label = config.data_schema.label
+    if label.is_multiclass:
+        return _multiclass_performance(config, rows, record, offline)
     y = np.array([r["label"] == label.positive for r in rows], dtype=int)
     p = np.array([float(r["probability"]) for r in rows])
     threshold = read_threshold(record.model_uri) if record else 0.5
@@ -503,6 +511,27 @@ def version_performance(
             for name in config.protected_attributes
         }
     return entry
+
+
+def _multiclass_performance(
+    config: Config, rows: list[dict[str, Any]], record: SlotRecord | None, offline: OfflinePerformance | None
+) -> dict[str, Any]:
+    """A multi-class version on its labelled rows: the log holds each row's predicted class and its probability,
+    not every class's, so its accuracy is measured but the concept verdict (macro metrics) is not judged."""
+    classes = config.data_schema.label.classes
+    hits = [r.get("class") == classes.index(r["label"]) if r["label"] in classes else False for r in rows]
+    accuracy = _round(sum(hits) / len(hits)) if hits else None
+    return {
+        "rows": len(rows),
+        "positives": None,
+        "roles": sorted({str(r.get("role")) for r in rows}),
+        "decision_threshold": None,
+        "offline": asdict(offline) if offline else None,
+        "metrics": {"accuracy": accuracy},
+        "verdict": ConceptVerdict.INSUFFICIENT_DATA,
+        "reason": f"multi-class label: accuracy {accuracy} on {len(rows):,} labelled rows; the prediction log holds "
+        "each row's predicted class and its probability, not every class's, so the macro metrics are not judged",
+    }
 
 
 def _groups(

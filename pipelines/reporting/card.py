@@ -171,12 +171,20 @@ def _lineage(meta: dict[str, Any]) -> dict[str, Any]:
 
 
 def _label_share(path: Path, config: Config) -> float | None:
-    """The positive label's share of the rows in a Parquet file the pipeline wrote (only the label is read)."""
+    """The positive label's share of the rows in a Parquet file the pipeline wrote (only the label is read);
+    None for a multi-class label, which has no positive class."""
     label = config.data_schema.label
-    if not path.exists():
+    if not path.exists() or label.is_multiclass:
         return None
     values = pd.read_parquet(path, columns=[label.name])[label.name]
     return round(float((values == label.positive).mean()), 6) if len(values) else None
+
+
+def _label_text(config: Config) -> str:
+    label = config.data_schema.label
+    if label.is_multiclass:
+        return f"{label.name}: {len(label.classes)} classes ({', '.join(label.classes)})"
+    return f"{label.name} = {label.positive}"
 
 
 def _data(config: Config, root: Path, stages: dict[str, Any], stop: dict[str, Any] | None) -> dict[str, Any]:
@@ -203,7 +211,7 @@ def _data(config: Config, root: Path, stages: dict[str, Any], stop: dict[str, An
         problems=ingest.get("problems") or [],
         warnings=ingest.get("warnings") or [],
         positive_share=_label_share(IngestOutput(root / StageName.INGEST).snapshot, config),
-        label=f"{config.data_schema.label.name} = {config.data_schema.label.positive}",
+        label=_label_text(config),
         partitions=[
             {k: p.get(k) for k in ("ds", "status", "rows", "quarantined", "sha256")}
             for p in ingest.get("partitions") or []
@@ -339,6 +347,8 @@ def _metrics(config: Config, evaluation: dict[str, Any] | None, stop: dict[str, 
                 "n": entry.get("n"),
                 "positives": entry.get("positives"),
                 "confusion_matrix": entry.get("confusion_matrix"),
+                "log_loss": entry.get("log_loss"),
+                "per_class": entry.get("per_class"),
             }
     difference = {m: {k: d.get(k) for k in ("point", "ci")} for m, d in (overall.get("difference") or {}).items()}
     baselines = evaluation.get("baselines") or {}
@@ -347,6 +357,8 @@ def _metrics(config: Config, evaluation: dict[str, Any] | None, stop: dict[str, 
         "primary_metric": config.thresholds.gate.primary_metric,
         "confidence": config.thresholds.gate.confidence,
         "test_rows": evaluation.get("test_rows"),
+        "classes": evaluation.get("classes"),
+        "averaging": evaluation.get("averaging"),
         "live_version": evaluation.get("live_version"),
         "models": models,
         "candidate_minus_live": difference or None,
@@ -379,6 +391,7 @@ def _slices(config: Config, evaluation: dict[str, Any] | None, stop: dict[str, A
                     "live": None if live is None else live.get(metric),
                     "live_ci": None if live is None else (live.get("ci") or {}).get(metric),
                     "difference": None if difference is None else {k: difference.get(k) for k in ("point", "ci")},
+                    "per_class_f1": {c: e.get("f1") for c, e in (candidate.get("per_class") or {}).items()} or None,
                 }
             )
         slices[name] = rows
@@ -387,6 +400,7 @@ def _slices(config: Config, evaluation: dict[str, Any] | None, stop: dict[str, A
         "available": True,
         "metric": metric,
         "min_slice_size": config.thresholds.gate.min_slice_size,
+        "classes": evaluation.get("classes"),
         "overall": {who: overall[who].get(metric) for who in ("candidate", "live") if who in overall},
         "slices": slices,
     }
@@ -970,11 +984,46 @@ def _metrics_html(part: dict[str, Any]) -> str:
         html += "<h3>Candidate minus live, paired on the same resamples</h3>" + _table(
             ["", *METRICS], [["difference", *cells]]
         )
-    if candidate and candidate.get("confusion_matrix"):
+    if candidate and candidate.get("per_class"):
+        html += _per_class_html(part, candidate)
+    elif candidate and candidate.get("confusion_matrix"):
         (tn, fp), (fn, tp) = candidate["confusion_matrix"]
         html += (
             f"<p>Candidate's confusion matrix: {tp} true positives, {fp} false positives, "
             f"{fn} false negatives, {tn} true negatives.</p>"
+        )
+    return html
+
+
+def _per_class_html(part: dict[str, Any], candidate: dict[str, Any]) -> str:
+    """A multi-class candidate: what its averaged metrics are, its per-class table and its confusion matrix."""
+    # In class-id order (the confusion matrix's); the report's JSON keeps its keys sorted.
+    names = [c for c in part.get("classes") or [] if c in candidate["per_class"]] or list(candidate["per_class"])
+    per_class = {name: candidate["per_class"][name] for name in names}
+    html = (
+        f"<p>Multi-class label: precision, recall, F1 and ROC AUC above are {escape(str(part.get('averaging')))} "
+        f"averages; a row's prediction is its most probable class. Candidate's log loss "
+        f"{escape(_num(candidate.get('log_loss')))}.</p><h3>Per class</h3>"
+    )
+    rows = [
+        [
+            escape(name),
+            *(
+                _num_cell(_with_ci(entry.get(m), (entry.get("ci") or {}).get(m), 3))
+                for m in ("precision", "recall", "f1")
+            ),
+            _num_cell(escape(_num(entry.get("support")))),
+        ]
+        for name, entry in per_class.items()
+    ]
+    html += _table(["class", "precision", "recall", "F1", "support"], rows)
+    matrix = candidate.get("confusion_matrix") or []
+    if len(matrix) == len(names):
+        rows = [
+            [escape(name), *(_num_cell(escape(_num(v))) for v in row)] for name, row in zip(names, matrix, strict=True)
+        ]
+        html += "<h3>Confusion matrix (true class by predicted class)</h3>" + _table(
+            ["true \\ predicted", *names], rows
         )
     return html
 
@@ -987,6 +1036,7 @@ def _slices_html(part: dict[str, Any]) -> str:
         f"<p>{escape(metric)} per group with its interval; groups under {part['min_slice_size']} test rows "
         "are shown but not gated.</p>"
     )
+    per_class = part.get("classes") or []
     for name, rows in part["slices"].items():
         html += f"<h3>{escape(name)}</h3>" + interval_chart_svg(rows, metric, part["overall"])
         table_rows, classes = [], []
@@ -1004,16 +1054,15 @@ def _slices_html(part: dict[str, Any]) -> str:
                         else "–"
                     ),
                     "gated" if r["sufficient"] else "too small",
+                    # A multi-class run: the candidate's F1 on each class within the group.
+                    *(_num_cell(escape(_num((r.get("per_class_f1") or {}).get(c), 3))) for c in per_class),
                 ]
             )
             classes.append("" if r["sufficient"] else "small")
+        head = ["group", "rows", f"candidate {metric}", f"live {metric}", "candidate − live", "gate"]
         html += (
             "<details><summary>the numbers</summary>"
-            + _table(
-                ["group", "rows", f"candidate {metric}", f"live {metric}", "candidate − live", "gate"],
-                table_rows,
-                classes,
-            )
+            + _table([*head, *(f"F1 {c}" for c in per_class)], table_rows, classes)
             + "</details>"
         )
     return html
@@ -1053,6 +1102,9 @@ def _fairness_html(part: dict[str, Any]) -> str:
         f"test rows are reported as too small and left out of the gaps; decision threshold "
         f"{escape(_num(part.get('threshold'), 2))}.</p>"
     )
+    # A multi-class audit names its own per-group metrics (accuracy, each class's recall) and between-group figures.
+    group_metrics = [(m, m) for m in part["group_metrics"]] if part.get("group_metrics") else list(_GROUP_METRICS)
+    between_figures = tuple(part.get("between") or _BETWEEN)
     for name, entry in (part.get("attributes") or {}).items():
         html += f"<h3>{escape(name)}</h3>"
         rows, classes = [], []
@@ -1063,21 +1115,21 @@ def _fairness_html(part: dict[str, Any]) -> str:
                 [
                     escape(group) + small,
                     _num_cell(escape(_num(g.get("size")))),
-                    *(_num_cell(_with_ci(g.get(m), ci.get(m), 3)) for m, _ in _GROUP_METRICS),
+                    *(_num_cell(_with_ci(g.get(m), ci.get(m), 3)) for m, _ in group_metrics),
                 ]
             )
             classes.append("" if g.get("status") == "ok" else "small")
-        html += _table(["group", "rows", *(label for _, label in _GROUP_METRICS)], rows, classes)
+        html += _table(["group", "rows", *(label for _, label in group_metrics)], rows, classes)
         if entry.get("too_small"):
             html += f"<p class='muted'>Too small to compare: {escape(', '.join(entry['too_small']))}</p>"
         if not entry.get("sufficient"):
             html += "<p class='muted'>Fewer than two groups large enough: no between-group figures.</p>"
             continue
-        figures = [*_BETWEEN, *((entry.get("candidate") or {}).get("largest_gaps") or {})]
+        figures = [*between_figures, *((entry.get("candidate") or {}).get("largest_gaps") or {})]
         between = []
         for figure in figures:
             label = figure.replace("_", " ")
-            if figure in _BETWEEN:
+            if figure in between_figures:
                 cand = (entry.get("candidate") or {}).get(figure)
                 live = (entry.get("live") or {}).get(figure)
                 change = (entry.get("candidate_minus_live") or {}).get(figure)

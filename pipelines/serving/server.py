@@ -6,7 +6,9 @@ and answers:
 * ``GET /v1/models/{name}``: version status (``AVAILABLE`` once loaded and warmed up);
 * ``GET /v1/models/{name}/metadata``: the signature, one input per raw feature;
 * ``POST /v1/models/{name}:predict``: ``{"instances": [...]}`` (rows) or ``{"inputs": {...}}``
-  (columns) of raw feature values; answers ``probability`` and ``class`` per row;
+  (columns) of raw feature values; answers ``probability`` and ``class`` per row (a multi-class model:
+  ``class`` is the most probable class's id, ``probability`` its probability, ``label`` its value and
+  ``probabilities`` every class's, by value);
 * ``/healthz`` (the process is up), ``/readyz`` (the model is loaded and warmed up), ``/metrics``
   (Prometheus: requests by status, latency, prediction distribution, labelled by slot and version).
 
@@ -209,10 +211,10 @@ def create_app(config: Config, slot: Slot) -> FastAPI:
             f.name: {"name": f.name, "dtype": dtype[f.kind], "tensor_shape": {"dim": [{"size": "-1"}]}}
             for f in schema.model_features
         }
-        outputs = {
-            key: {"name": key, "dtype": dt, "tensor_shape": {"dim": [{"size": "-1"}]}}
-            for key, dt in ((OUTPUT, "DT_FLOAT"), ("class", "DT_INT64"))
-        }
+        answered = [(OUTPUT, "DT_FLOAT"), ("class", "DT_INT64")]
+        if schema.label.is_multiclass:  # the predicted class's value, and every class's probability by value
+            answered += [("label", "DT_STRING"), ("probabilities", "DT_FLOAT")]
+        outputs = {key: {"name": key, "dtype": dt, "tensor_shape": {"dim": [{"size": "-1"}]}} for key, dt in answered}
         signature = {"inputs": inputs, "outputs": outputs, "method_name": "tensorflow/serving/predict"}
         spec = {"name": name, "signature_name": SIGNATURE, "version": loaded.registry_version or loaded.version}
         body = {"model_spec": spec, "metadata": {"signature_def": {"signature_def": {SIGNATURE: signature}}}}
@@ -241,7 +243,12 @@ def create_app(config: Config, slot: Slot) -> FastAPI:
             return _error(400, f"the body is not valid JSON: {exc}", headers(loaded))
         except RequestError as exc:
             return _error(exc.status, str(exc), headers(loaded))
-        probabilities = (await run_in_threadpool(predict_with, loaded.serve, rows, schema)).tolist()
+        scored = await run_in_threadpool(predict_with, loaded.serve, rows, schema)
+        if scored.ndim == 2:
+            return JSONResponse(
+                _multiclass_body(scored, form, schema.label.classes, model, slot, loaded), headers=headers(loaded)
+            )
+        probabilities = scored.tolist()
         for p in probabilities:
             model.scores.labels(str(slot), loaded.version).observe(p)
         classes = [int(p >= loaded.threshold) for p in probabilities]
@@ -252,6 +259,24 @@ def create_app(config: Config, slot: Slot) -> FastAPI:
         return JSONResponse(body, headers=headers(loaded))
 
     return app
+
+
+def _multiclass_body(
+    scored: Any, form: str, classes: tuple[str, ...], model: SlotModel, slot: Slot, loaded: Loaded
+) -> dict[str, Any]:
+    """A multi-class answer: per row the most probable class (``class`` its id, ``label`` its value), its
+    ``probability`` (what the prediction histogram, the skew check and the prediction log read), and
+    ``probabilities``, every class's by value."""
+    ids = scored.argmax(axis=1).tolist()
+    chosen = [float(row[i]) for row, i in zip(scored, ids, strict=True)]
+    for p in chosen:
+        model.scores.labels(str(slot), loaded.version).observe(p)
+    labels = [classes[i] for i in ids]
+    each = [dict(zip(classes, (float(v) for v in row), strict=True)) for row in scored]
+    if form == "instances":
+        rows = zip(chosen, ids, labels, each, strict=True)
+        return {"predictions": [{OUTPUT: p, "class": i, "label": v, "probabilities": e} for p, i, v, e in rows]}
+    return {"outputs": {OUTPUT: chosen, "class": ids, "label": labels, "probabilities": each}}
 
 
 def serve(config: Config, slot: Slot, host: str = "127.0.0.1", port: int = 8501) -> None:

@@ -238,3 +238,27 @@ def test_evaluate_reports_it_and_the_summary_shows_it(live):
     assert {"sex=Female", "sex=Male", "young"} <= set(tags)
     assert tags["sex=Female"]["rows"] + tags["sex=Male"]["rows"] == full["test_rows"]
     assert sum(tags[s]["errors"] for s in ("sex=Female", "sex=Male")) == full["error_analysis"]["errors"]
+
+
+def test_evaluation_streams_the_test_split_and_gives_the_same_report(live, monkeypatch):
+    """Scored batch by batch (97 rows here) with only the columns the report reads kept, the report is the one
+    scored in one batch; the simple baseline fit on an even sample of the train split still beats the trivial one."""
+    from pipelines.evaluation import evaluate
+
+    config, _, _, train_uri = live
+    ctx = RunContext.create(config, LIVE_DS)
+    transform_uri = TrainOutput(train_uri).metadata()["inputs"]["transform"]["uri"]
+    whole = EvaluationOutput(evaluate_model(ctx, transform_uri, train_uri)).report()
+
+    monkeypatch.setattr(evaluate, "SNAPSHOT_BATCH_ROWS", 97)
+    assert EvaluationOutput(evaluate_model(ctx, transform_uri, train_uri)).report() == whole
+    assert set(evaluate.evaluation_columns(config)) == {"income", "sex", "race", "age", "hours_per_week",
+        "capital_gain", "capital_loss", "workclass", "education", "native_country", "marital_status"}  # fmt: skip
+
+    train_raw = TransformOutput(transform_uri).train_raw
+    sample = evaluate.sample_rows(train_raw, 500)
+    assert 400 <= len(sample) <= 500 + len(pd.read_parquet(train_raw)) // 97 + 1
+    assert sample[SOURCE_DS].nunique() == 3, "spread over the window's days, not its first rows"
+    monkeypatch.setattr(evaluate, "SIMPLE_MODEL_ROWS", 500)
+    simple = EvaluationOutput(evaluate_model(ctx, transform_uri, train_uri)).report()["baselines"]["rows"]
+    assert 0.75 < simple["simple_model"]["metrics"]["roc_auc"] < 1.0

@@ -12,7 +12,7 @@ from sklearn.metrics import cohen_kappa_score
 
 from pipelines.core.config import Feature, Label, Schema, ValidationThresholds, load_config
 from pipelines.core.outputs import SOURCE_DS, SOURCE_ROW
-from pipelines.data.labels import ROWS_PER_EXAMPLE, fleiss_kappa, label_consistency
+from pipelines.data.labels import ROWS_PER_EXAMPLE, LabelTally, fleiss_kappa, label_consistency
 
 SCHEMA = Schema(
     label=Label(name="y", positive="1"),
@@ -298,3 +298,54 @@ def test_an_empty_window_and_blank_annotations_give_a_report_not_an_error():
         assert report["conflicts"]["rows_in_conflict"] == 0 and report["annotators"]["examples"] == []
         assert [c["success"] for c in report["checks"]] == [True, False]
         json.dumps(report, allow_nan=False)
+
+
+def in_batches(frame: pd.DataFrame, rows: int) -> list[pd.DataFrame]:
+    return [frame.iloc[i : i + rows].reset_index(drop=True) for i in range(0, len(frame), rows)]
+
+
+def tally_report(batches: list[pd.DataFrame], schema: Schema, thresholds: ValidationThresholds) -> dict:
+    tally = LabelTally(schema)
+    for batch in batches:
+        tally.add(batch)
+    return tally.report(lambda: batches, thresholds)
+
+
+@pytest.mark.parametrize("rows", [1, 4, 7])
+def test_counting_batch_by_batch_gives_the_one_frame_report(rows):
+    votes = votes_frame(WIKIPEDIA)
+    raters = [c for c in votes.columns if c.startswith("r")]
+    frame = pd.concat([snapshot(ROWS), votes[raters]], axis=1)  # ROWS' conflicts; WIKIPEDIA's votes, then none
+    schema, thresholds = with_annotators(*raters), ValidationThresholds(min_rows=1, max_label_conflicts=0.5)
+    whole = label_consistency(frame, schema, thresholds)
+
+    assert tally_report(in_batches(frame, rows), schema, thresholds) == whole
+    assert (whole["conflicts"]["rows_in_conflict"], whole["conflicts"]["groups"]) == (13, 4)
+    assert whole["annotators"]["kappa"] is not None
+
+
+def test_adult_in_batches_gives_the_same_conflicts_and_examples(adult):
+    frame, schema = adult
+    window = frame.iloc[:20_000]
+    thresholds = ValidationThresholds(min_rows=1, max_label_conflicts=0.02)
+    whole = label_consistency(window, schema, thresholds)
+
+    assert tally_report(in_batches(window, 3_000), schema, thresholds) == whole
+    assert whole["conflicts"]["rows_in_conflict"] > 0 and len(whole["conflicts"]["examples"]) == 10
+
+
+def test_a_hash_collision_cannot_invent_a_conflict_across_batches(monkeypatch):
+    monkeypatch.setattr(pd.util, "hash_pandas_object", lambda obj, index: pd.Series(np.zeros(len(obj), "uint64")))
+    conflicts = tally_report(in_batches(snapshot(ROWS), 5), SCHEMA, REPORT_ONLY)["conflicts"]
+    assert (conflicts["rows_in_conflict"], conflicts["groups"], conflicts["minority_rows"]) == (13, 4, 6)
+
+
+def test_three_annotators_that_never_overlap_give_a_report_in_any_batches():
+    frame = snapshot([(1.0, "a", "1"), (2.0, "a", "0"), (3.0, "b", "1")])
+    frame[["p", "q", "r"]] = [["1", None, None], [None, "0", None], [None, None, "x"]]
+    schema = with_annotators("p", "q", "r")
+    thresholds = ValidationThresholds(min_rows=1, min_annotator_agreement=0.5)
+    for batches in ([frame], in_batches(frame, 1)):
+        agreement = tally_report(batches, schema, thresholds)["annotators"]
+        assert (agreement["rows"], agreement["kappa"], agreement["observed_agreement"]) == (0, None, None)
+        assert [p["rows"] for p in agreement["pairwise"]] == [0, 0, 0]

@@ -135,3 +135,40 @@ def test_transform_refuses_a_snapshot_that_failed_validation_or_was_never_valida
     with pytest.raises(StaleInput, match="no validate output at .*: run `validate` first"):
         transform_features(ctx, snapshot_uri, str(ctx.config.artifact_root / "nowhere"))
     assert not ctx.stage_dir(StageName.TRANSFORM).exists()
+
+
+def test_transformed_examples_are_the_same_in_every_run(small_adult, tmp_path):
+    """In process, each bundle's examples go straight to a file of their own: two runs on the same rows give the same
+    examples in the same order, every train row once, and nothing temporary is left."""
+    import pyarrow.parquet as pq
+    import tensorflow as tf
+
+    ctx = RunContext.create(small_adult, "2026-01-03")
+    train = pq.read_table(TransformOutput(transform_features(ctx, *ingest_and_validate(ctx))).train_raw)
+    runs = []
+    for name in ("one", "two"):
+        out = TransformOutput(tmp_path / name)
+        out.path.mkdir()
+        pq.write_table(train, out.train_raw, row_group_size=1_000)
+        analyze_and_transform(out, ctx.config)
+        files = sorted(out.transformed_dir.iterdir())
+        assert files and all(p.name.startswith("train-") and p.suffix == ".tfrecord" for p in files)
+        examples = [tf.train.Example.FromString(e.numpy()) for p in files for e in tf.data.TFRecordDataset(str(p))]
+        runs.append([{k: list(v.float_list.value or v.int64_list.value) for k, v in e.features.feature.items()}
+                     for e in examples])  # fmt: skip
+
+    assert len(runs[0]) == train.num_rows
+    assert runs[0] == runs[1]
+
+
+@pytest.mark.parametrize(
+    ("runner", "sink"),
+    [("FnApiRunner", False), ("DirectRunner", False), ("FlinkRunner", True), ("DataflowRunner", True)],
+)
+def test_a_distributed_runner_writes_through_beams_file_sink(runner, sink):
+    import apache_beam as beam
+
+    from pipelines.features.transform import write_examples
+
+    write = write_examples("/tmp/x/train", beam_options(with_runner(runner)))
+    assert isinstance(write, beam.io.WriteToTFRecord) is sink

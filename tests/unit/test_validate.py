@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 
 import numpy as np
@@ -14,6 +15,7 @@ from pipelines.core.config import load_config
 from pipelines.core.context import RunContext
 from pipelines.core.contracts import StageName, Status
 from pipelines.core.outputs import SOURCE_DS, IngestOutput, ValidationOutput
+from pipelines.data import validate
 from pipelines.data.demo import write_partitions
 from pipelines.data.ingest import ingest_window
 from pipelines.data.validate import (
@@ -289,3 +291,114 @@ def test_a_features_partition_null_tolerance_can_be_set_apart_from_the_windows(t
 
     assert (nulls["workclass"].window, nulls["workclass"].partition) == (0.1, 0.12)
     assert (nulls["occupation"].window, nulls["occupation"].partition) == (0.1, 0.2)
+
+
+def batched_config(folder, median_min: float):
+    """The 14-day config with exact aggregates (mean, max, row count) and one only a sample can judge (median)."""
+    return write_expectations(
+        write_config(folder, {"data": {"window_days": 14}, "thresholds": {"validation": {"max_label_conflicts": 0.5}}}),
+        [
+            {
+                "expectation": "expect_column_mean_to_be_between",
+                "column": "hours_per_week",
+                "kwargs": {"min_value": 50, "max_value": 60},
+                "severity": "warn",
+            },
+            {"expectation": "expect_column_max_to_be_between", "column": "age", "kwargs": {"max_value": 89}},
+            {"expectation": "expect_column_median_to_be_between", "column": "age", "kwargs": {"min_value": median_min}},
+        ],
+    )
+
+
+@pytest.fixture
+def batched_window(window):
+    """The 14-day window with a bad day late in it, odd values, and twins with split labels on far-apart days."""
+    config, frame = window
+    frame = frame.copy()
+    frame.loc[day(frame, "2026-01-13")[:300], "workclass"] = np.nan  # 37.5% of a late day
+    frame.loc[day(frame, "2026-01-02")[:2], "hours_per_week"] = 120.0  # within the window's tolerance
+    features = [f.name for f in config.data_schema.features]
+    twins = [*day(frame, "2026-01-01")[:3], *day(frame, "2026-01-14")[:3]]
+    frame.loc[twins, features] = frame.loc[twins[0], features].to_numpy()
+    frame.loc[twins, "income"] = ["<=50K", ">50K", "<=50K", ">50K", "<=50K", ">50K"]
+    return frame
+
+
+def test_batches_of_partitions_give_the_one_batch_summary_and_flag_what_a_sample_judged(
+    batched_window, tmp_path, monkeypatch
+):
+    frame, config = batched_window, batched_config(tmp_path, median_min=1)
+    one = validate_frame(frame, config, tmp_path / "one")
+    monkeypatch.setattr(validate, "BATCH_ROWS", 2000)  # two 800-row days a batch: 7 batches
+    assert len(validate.Batches.of_frame(frame, validate.BATCH_ROWS)) == 7
+    many = validate_frame(frame, config, tmp_path / "many")
+
+    median = ("expect_column_median_to_be_between", "age")
+    for single, batched in zip(one["expectations"], many["expectations"], strict=True):
+        if (single["expectation"], single["column"]) == median:
+            assert "sample" not in single and batched["sample"] == {"rows": 2000, "of": 11_200}
+            assert batched["success"] is True
+        else:
+            assert batched == single
+    assert (many["blocked"], many["warnings"], many["partitions"]) == (
+        one["blocked"],
+        one["warnings"],
+        one["partitions"],
+    )
+    assert many["labels"] == one["labels"]
+    assert many["success"] is one["success"] is False
+    assert one["partitions"]["2026-01-13"]["failed"] == 1
+    assert any(
+        re.match(r"ds=2026-01-13: 3\d\d of 800 rows \(\d\d\.\d%\) have workclass empty", m) for m in many["blocked"]
+    )
+    assert "hours_per_week: expect_column_mean_to_be_between failed (max_value=60, min_value=50): observed 40.5" in (
+        "\n".join(many["warnings"])
+    )
+    assert "age: expect_column_max_to_be_between failed (max_value=89): observed 90" in "\n".join(many["blocked"])
+    assert many["labels"]["conflicts"]["rows_in_conflict"] >= 6
+    twins = many["labels"]["conflicts"]["examples"][0]  # the largest even split
+    assert twins["labels"] == {"<=50K": 3, ">50K": 3}
+    assert [r["ds"] for r in twins["rows"]] == ["2026-01-01"] * 3 + ["2026-01-14"] * 2
+    assert (tmp_path / "many" / "index.html").exists()
+
+
+def test_a_sampled_aggregate_that_fails_says_it_was_judged_on_a_sample(batched_window, tmp_path, monkeypatch):
+    config = batched_config(tmp_path, median_min=60)  # the median age is below 60
+    monkeypatch.setattr(validate, "BATCH_ROWS", 3000)
+
+    summary = validate_frame(batched_window, config, tmp_path / "docs")
+
+    (line,) = [m for m in summary["blocked"] if "median" in m]
+    assert line.startswith("age: expect_column_median_to_be_between failed (min_value=60): observed")
+    assert line.endswith("(judged on a sample of 3,000 of 11,200 rows)")
+
+
+def test_a_bad_partition_in_a_later_batch_of_row_groups_blocks_naming_it(snapshot, monkeypatch):
+    ctx, snapshot_uri = snapshot
+    df = IngestOutput(snapshot_uri).read_snapshot()
+    df.loc[df.index[df[SOURCE_DS] == "2026-01-03"][:40], "sex"] = "Martian"
+    df.to_parquet(IngestOutput(snapshot_uri).snapshot, index=False, row_group_size=800)  # a row group per day
+    monkeypatch.setattr(validate, "BATCH_ROWS", 800)
+    assert validate.Batches.of_snapshot(IngestOutput(snapshot_uri), 800).groups == [[0], [1], [2]]
+
+    with pytest.raises(ValidationFailed) as failure:
+        validate_snapshot(ctx, snapshot_uri)
+
+    assert "ds=2026-01-03: 40 of 800 rows (5.0%) have sex outside the value set" in str(failure.value)
+    assert "2026-01-01" not in str(failure.value)
+    result = ValidationOutput(ctx.stage_dir(StageName.VALIDATE)).result()
+    assert result["partitions"] == {
+        "2026-01-01": {"rows": 800, "failed": 0, "warnings": 0},
+        "2026-01-02": {"rows": 800, "failed": 0, "warnings": 0},
+        "2026-01-03": {"rows": 800, "failed": 1, "warnings": 0},
+    }
+    table = next(e for e in result["expectations"] if e["expectation"] == "expect_table_row_count_to_be_between")
+    assert table["window"] == {"success": True, "observed": "2400"}
+    assert (ValidationOutput(ctx.stage_dir(StageName.VALIDATE)).data_docs / "index.html").exists()
+
+
+@pytest.mark.parametrize(
+    ("rows", "budget", "groups"), [([3, 3, 3], 6, [[0, 1], [2]]), ([9, 2, 2], 4, [[0], [1, 2]]), ([], 5, [[]])]
+)
+def test_partitions_are_grouped_into_batches_up_to_the_row_budget(rows, budget, groups):
+    assert validate.group_units(rows, budget) == groups
