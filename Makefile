@@ -25,7 +25,7 @@ DEMO_FIRST := 2026-01-14
 DEMO_SECOND := 2026-01-28
 DEMO_DRIFT := 2026-01-22..2026-01-28:covariate:age
 
-.PHONY: help install data demo demo-lifecycle test soak lint airflow-ui mlflow-ui clean bench-drift stack-down docs
+.PHONY: help install data demo demo-lifecycle test soak lint airflow-ui mlflow-ui clean bench-drift bench-quality stack-down docs
 
 help:
 	@echo "make demo   - install, prepare the Adult partitions, run the training DAG for two dates"
@@ -115,3 +115,10 @@ bench-drift: install
 	test -x $(EVIDENTLY_VENV)/bin/python || $(PYTHON) -m venv $(EVIDENTLY_VENV)
 	$(EVIDENTLY_VENV)/bin/pip install --quiet -r benchmarks/requirements-evidently.txt
 	$(PY) benchmarks/drift_quality.py --evidently-python $(EVIDENTLY_VENV)/bin/python
+
+# Model quality per config variant beside LightGBM and HistGradientBoosting; LightGBM gets its own venv (not a product pin).
+QUALITY_VENV := .venv-quality
+bench-quality: install
+	test -x $(QUALITY_VENV)/bin/python || $(PYTHON) -m venv $(QUALITY_VENV)
+	$(QUALITY_VENV)/bin/pip install --quiet -r benchmarks/requirements-quality.txt
+	$(PY) benchmarks/model_quality.py --quality-python $(QUALITY_VENV)/bin/python

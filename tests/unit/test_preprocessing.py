@@ -31,9 +31,11 @@ NOT_CALLABLE = 3
 
 
 def config_with(features: dict[str, dict], **schema: object) -> Config:
-    """The Adult config reduced to ``features`` (with their transform options) and ``schema`` keys."""
+    """The Adult config reduced to ``features`` (with their transform options, in place of Adult's) and ``schema``
+    keys."""
     raw = yaml.safe_load(ADULT_CONFIG.read_text())
-    kept = [{**f, **features[f["name"]]} for f in raw["schema"]["features"] if f["name"] in features]
+    own = [{k: v for k, v in f.items() if k != "buckets"} for f in raw["schema"]["features"]]
+    kept = [{**f, **features[f["name"]]} for f in own if f["name"] in features]
     raw["schema"] = {**raw["schema"], "features": kept, **schema}
     raw.update(slices=[], protected_attributes=[], tags=[], expectations=None)
     raw["thresholds"]["fairness"].update(intersections=[], attributes={})

@@ -117,7 +117,9 @@ def test_transform_stage_writes_disjoint_splits_and_the_transform_graph(small_ad
     assert len(test) / len(snapshot) == pytest.approx(ctx.config.data.test_fraction, abs=0.03)
     assert (out.tft_dir / "transform_fn" / "saved_model.pb").exists()
     spec = tft.TFTransformOutput(str(out.tft_dir)).transformed_feature_spec()
-    assert set(spec) == set(SCHEMA.columns)  # the default config: one transformed feature per column
+    buckets = {f.bucket_output for f in SCHEMA.model_features if f.bucket_output}
+    assert buckets == {"capital_gain_bucket", "capital_loss_bucket"}
+    assert set(spec) == set(SCHEMA.columns) | buckets  # the Adult config: each column scaled or encoded, 2 bucketed
     assert out.path == ctx.stage_dir(StageName.TRANSFORM)
     assert set(column_kinds(SCHEMA)) == set(SCHEMA.columns)
 
