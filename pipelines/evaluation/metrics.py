@@ -183,15 +183,7 @@ def assess_groups(
         for s in scored:
             result[s]["ci"] = {m: _interval(boot[s][m], policy.confidence) for m in METRICS}
         if live is not None:
-            result["difference"] = {
-                m: {
-                    "point": _diff(result["candidate"][m], result["live"][m]),
-                    "ci": _interval(boot["candidate"][m] - boot["live"][m], policy.confidence),
-                    "below_margin": _share_below(boot["candidate"][m] - boot["live"][m], -margin),
-                    "margin": margin,
-                }
-                for m in METRICS
-            }
+            result["difference"] = paired_difference(result, boot, policy.confidence, margin)
         results.append(result)
     return results
 
@@ -302,15 +294,7 @@ def assess_multiclass_groups(
                     m: _interval(boot[s]["per_class"][m][:, c], policy.confidence) for m in PER_CLASS
                 }
         if live is not None:
-            result["difference"] = {
-                m: {
-                    "point": _diff(result["candidate"][m], result["live"][m]),
-                    "ci": _interval(boot["candidate"][m] - boot["live"][m], policy.confidence),
-                    "below_margin": _share_below(boot["candidate"][m] - boot["live"][m], -margin),
-                    "margin": margin,
-                }
-                for m in METRICS
-            }
+            result["difference"] = paired_difference(result, boot, policy.confidence, margin)
         results.append(result)
     return results
 
@@ -320,6 +304,22 @@ def _concatenate(chunks: list[dict[str, Any]]) -> dict[str, Any]:
     joined: dict[str, Any] = {m: np.concatenate([c[m] for c in chunks]) for m in (*METRICS, LOG_LOSS)}
     joined["per_class"] = {m: np.concatenate([c["per_class"][m] for c in chunks]) for m in chunks[0]["per_class"]}
     return joined
+
+
+def paired_difference(
+    result: dict[str, Any], boot: dict[str, dict[str, np.ndarray]], confidence: float, margin: float
+) -> dict[str, Any]:
+    """Candidate minus live per metric: the point value, its paired bootstrap interval and the share of resamples
+    below ``-margin``."""
+    return {
+        m: {
+            "point": _diff(result["candidate"][m], result["live"][m]),
+            "ci": _interval(boot["candidate"][m] - boot["live"][m], confidence),
+            "below_margin": _share_below(boot["candidate"][m] - boot["live"][m], -margin),
+            "margin": margin,
+        }
+        for m in METRICS
+    }
 
 
 def _diff(a: float | None, b: float | None) -> float | None:
