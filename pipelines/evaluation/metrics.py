@@ -15,7 +15,8 @@ the figures equal those of sorting every resample (``batched_metrics``, kept as 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -425,21 +426,7 @@ def evaluate_frame(
         "slices": {},
         "decision_thresholds": {"candidate": thresholds[0], "live": thresholds[1] if live is not None else None},
     }
-    for features in config.slices:
-        codes, groups = slice_codes(test, features, schema)
-        results = assess_groups(
-            y,
-            candidate,
-            live,
-            codes,
-            len(groups),
-            policy,
-            range(1, len(groups) + 1),
-            policy.min_slice_size,
-            policy.max_slice_regression,
-            thresholds,
-        )
-        report["slices"][" x ".join(features)] = dict(zip(groups, results, strict=True))
+    report["slices"] = _slices(test, config, functools.partial(assess_groups, y, candidate, live), thresholds)
     return report
 
 
@@ -469,19 +456,25 @@ def evaluate_multiclass_frame(
         "slices": {},
         "decision_thresholds": {"candidate": None, "live": None},
     }
+    assess_slice = functools.partial(assess_multiclass_groups, y, candidate, live, classes=classes)
+    report["slices"] = _slices(test, config, assess_slice)
+    return report
+
+
+def _slices(test: pd.DataFrame, config: Config, assess_slice: Callable[..., list], *extra: Any) -> dict[str, Any]:
+    """Each slice's groups, assessed by ``assess_slice(codes, groups, policy, seeds, min_rows, margin, *extra)``
+    (``assess_groups`` or ``assess_multiclass_groups`` with the rows' labels and scores bound)."""
+    schema, policy, slices = config.data_schema, config.thresholds.gate, {}
     for features in config.slices:
         codes, groups = slice_codes(test, features, schema)
-        results = assess_multiclass_groups(
-            y,
-            candidate,
-            live,
+        results = assess_slice(
             codes,
             len(groups),
             policy,
             range(1, len(groups) + 1),
             policy.min_slice_size,
             policy.max_slice_regression,
-            classes=classes,
+            *extra,
         )
-        report["slices"][" x ".join(features)] = dict(zip(groups, results, strict=True))
-    return report
+        slices[" x ".join(features)] = dict(zip(groups, results, strict=True))
+    return slices
