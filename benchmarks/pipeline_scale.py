@@ -8,8 +8,9 @@ folder): ``python -m pipelines run --config <tmp>/config.yaml --date 2026-03-02 
 Per stage: the wall time from the runner's ``== <stage>`` log lines (read as they arrive), the window's rows
 per second, and the peak resident memory of the run's processes together while the stage ran (sampled every
 0.1 s, so a shorter peak can be missed; the stages share one process, whose memory is not always handed back
-to the system, so a stage's figure includes what earlier stages still hold); the whole run's peak is also the
-kernel's exact figure for its largest process (GNU time's maximum resident set size). TFX's figures are the
+to the system, so a stage's figure includes what earlier stages still hold; "validate" is the validation worker
+and the runner loading the training stack beside it, together); the whole run's peak is also the kernel's exact
+figure for its largest process (GNU time's maximum resident set size). TFX's figures are the
 issue's reference, measured side by side on this machine: 1x 104.3 s, 1.57 GB; 10x 319.3 s, 2.09 GB.
 
     .venv/bin/python benchmarks/pipeline_scale.py                      # 1x and 10x

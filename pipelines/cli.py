@@ -35,7 +35,7 @@ from pipelines.lifecycle import Lifecycle
 from pipelines.reporting import summary
 from pipelines.reporting.card import card_path, write_card
 from pipelines.reporting.screenshot import screenshot_card
-from pipelines.runner import BY_NAME, run_pipeline, run_stage
+from pipelines.runner import BY_NAME, configure_logging, run_pipeline, run_stage
 from pipelines.serving.router import run_router
 from pipelines.serving.server import serve
 from pipelines.serving.stack import down, status, up
@@ -234,11 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (2 for a bad config, 1 for a refused or failed step)."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("httpx").setLevel(logging.DEBUG if args.verbose else logging.WARNING)  # one line per request
+    configure_logging(logging.DEBUG if args.verbose else logging.INFO)
     try:
         return _dispatch(args, load_config(args.config))
     except ConfigError as exc:

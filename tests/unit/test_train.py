@@ -239,6 +239,43 @@ def test_class_weights_by_label_value(trained):
         class_weights({">50k": 3.0}, label, rows)
 
 
+def test_the_training_input_gives_every_train_row_once_per_epoch_in_an_order_set_by_the_seed(trained):
+    import tensorflow as tf
+    import tensorflow_transform as tft
+
+    ctx, transform_uri, _ = trained
+    transformed = TransformOutput(transform_uri)
+    tft_output = tft.TFTransformOutput(str(transformed.tft_dir))
+    spec = tft_output.transformed_feature_spec()
+    files = sorted(str(p) for p in transformed.transformed_dir.glob("*.tfrecord"))
+    on_disk = tf.io.parse_example(next(iter(tf.data.TFRecordDataset(files).batch(1_000_000))), spec)
+    columns = sorted(name for name in spec if name != "income")
+
+    def rows(features, labels) -> list[tuple]:
+        values = [features[name].numpy().tolist() for name in columns] + [labels.numpy().tolist()]
+        return list(zip(*values, strict=True))
+
+    def epoch(dataset) -> tuple[list[tuple], list[int]]:
+        seen, sizes = [], []
+        for features, labels in dataset:
+            assert "income" not in features
+            seen += rows(features, labels)
+            sizes.append(len(labels))
+        return seen, sizes
+
+    expected = rows({name: on_disk[name] for name in columns}, on_disk["income"])
+    seeded = train_dataset(transformed, tft_output, "income", 100, seed=3)
+    first, sizes = epoch(seeded)
+    second, _ = epoch(seeded)
+    again, _ = epoch(train_dataset(transformed, tft_output, "income", 100, seed=3))
+    other, _ = epoch(train_dataset(transformed, tft_output, "income", 100, seed=4))
+
+    assert sorted(first) == sorted(expected) == sorted(second), "each train row exactly once per epoch"
+    assert sizes[:-1] == [100] * (len(sizes) - 1) and 0 < sizes[-1] <= 100
+    assert first == again, "the same seed, the same order"
+    assert first != second and first != other and first != expected, "shuffled, again each epoch, by the seed"
+
+
 def test_the_sanity_check_stops_a_model_whose_features_cannot_explain_the_labels(trained):
     import tensorflow as tf
     import tensorflow_transform as tft
