@@ -9,14 +9,14 @@ import subprocess
 import sys
 
 import pytest
+from conftest import REPO
 
 from pipelines.core.context import RunContext
-from pipelines.core.contracts import Status, StageName
+from pipelines.core.contracts import StageName, Status
 from pipelines.core.outputs import IngestOutput, ValidationOutput
 from pipelines.data.ingest import ingest_window
 from pipelines.data.validate import ValidationFailed, validate_snapshot
 from pipelines.runner import BY_NAME, CHATTY_LOGGERS, configure_logging, run_stage_beside
-from tests.conftest import REPO
 
 BESIDE = """
 import json, logging, sys
@@ -72,7 +72,9 @@ def test_a_blocking_failure_in_the_worker_is_raised_by_the_runner_with_its_messa
 
 
 @pytest.mark.parametrize("level", [logging.INFO, logging.DEBUG])
-def test_chatty_libraries_log_only_when_verbose(level):
+def test_chatty_libraries_log_only_when_verbose(level, monkeypatch):
+    for name in CHATTY_LOGGERS:  # put back as they were afterwards
+        monkeypatch.setattr(logging.getLogger(name), "level", logging.getLogger(name).level)
     configure_logging(level)
     for name in CHATTY_LOGGERS:
         assert logging.getLogger(name).level == (logging.DEBUG if level == logging.DEBUG else logging.WARNING)
