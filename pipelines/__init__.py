@@ -6,10 +6,13 @@ TFT layer only works inside a tf_keras model, so `TF_USE_LEGACY_KERAS` must be s
 loads; GX must not try to send usage statistics from an offline worker; MLflow's download progress
 bars only clutter task logs. Values already set win.
 Airflow's own settings (AIRFLOW_HOME, ...) are the Makefile's, since only the Airflow CLI needs them.
+Libraries that log a line per request or per registered function at INFO are quieted here too, for the CLI and
+the Airflow task logs alike (``python -m pipelines -v`` turns them back on).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 
 ENVIRONMENT = {
@@ -20,5 +23,9 @@ ENVIRONMENT = {
 }
 for _key, _value in ENVIRONMENT.items():
     os.environ.setdefault(_key, _value)
+
+CHATTY_LOGGERS = ("httpx", "great_expectations._docs_decorators", "apache_beam.typehints.native_type_compatibility")
+for _name in CHATTY_LOGGERS:
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 __version__ = "0.1.0"

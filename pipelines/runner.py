@@ -24,6 +24,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from functools import partial
 
+from pipelines import CHATTY_LOGGERS
 from pipelines.core.context import RunContext
 from pipelines.core.contracts import Action, Decision, GateRecord, PipelineError, StageKind, StageName
 from pipelines.core.deployment_state import live_version
@@ -43,8 +44,6 @@ from pipelines.reporting.card import write_card
 log = logging.getLogger(__name__)
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-# Third-party loggers that write a line per request or per registered function at INFO: quiet unless verbose.
-CHATTY_LOGGERS = ("httpx", "great_expectations._docs_decorators", "apache_beam.typehints.native_type_compatibility")
 
 
 @dataclass(frozen=True)

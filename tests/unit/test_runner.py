@@ -11,12 +11,13 @@ import sys
 import pytest
 from conftest import REPO
 
+from pipelines import CHATTY_LOGGERS
 from pipelines.core.context import RunContext
 from pipelines.core.contracts import StageName, Status
 from pipelines.core.outputs import IngestOutput, ValidationOutput
 from pipelines.data.ingest import ingest_window
 from pipelines.data.validate import ValidationFailed, validate_snapshot
-from pipelines.runner import BY_NAME, CHATTY_LOGGERS, configure_logging, run_stage_beside
+from pipelines.runner import BY_NAME, configure_logging, run_stage_beside
 
 BESIDE = """
 import json, logging, sys
@@ -78,3 +79,9 @@ def test_chatty_libraries_log_only_when_verbose(level, monkeypatch):
     configure_logging(level)
     for name in CHATTY_LOGGERS:
         assert logging.getLogger(name).level == (logging.DEBUG if level == logging.DEBUG else logging.WARNING)
+
+
+def test_importing_the_library_quiets_chatty_libraries_for_airflow_tasks_too():
+    probe = "import logging, pipelines; print([logging.getLogger(n).level for n in pipelines.CHATTY_LOGGERS])"
+    done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout) == [logging.WARNING] * len(CHATTY_LOGGERS)
