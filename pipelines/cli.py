@@ -36,6 +36,8 @@ from pipelines.reporting import summary
 from pipelines.reporting.card import card_path, write_card
 from pipelines.reporting.screenshot import screenshot_card
 from pipelines.runner import BY_NAME, configure_logging, run_pipeline, run_stage
+from pipelines.serving.router import run_router
+from pipelines.serving.server import serve
 from pipelines.serving.stack import down, status, up
 from pipelines.serving.traffic import send, wait_ready
 
@@ -338,8 +340,6 @@ def _deploy(args: argparse.Namespace, config: Config) -> int:
 
 
 def _router(args: argparse.Namespace, config: Config) -> int:
-    from pipelines.serving.router import run_router  # FastAPI and aiohttp: 0.4 s no other command needs
-
     run_router(config, args.host, args.port)
     return 0
 
@@ -371,8 +371,6 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
     slot = read_state(config).live if args.slot == "live" else Slot(args.slot)
     if slot is None:
         raise PipelineError("nothing is live yet: promote a model first, or name a slot")
-    from pipelines.serving.server import serve  # FastAPI: see _router
-
     serve(config, slot, args.host, args.port)
     return 0
 
