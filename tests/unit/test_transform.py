@@ -101,6 +101,20 @@ def test_an_unknown_runner_is_refused_before_the_pipeline_starts(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    ("runner", "flags", "checked"),
+    [
+        ("FnApiRunner", [], False),  # in process: Beam's construction-time type checks are off
+        ("DirectRunner", ["--direct_num_workers=2"], False),
+        ("FlinkRunner", ["--flink_master=localhost:8081"], True),  # a distributed runner gets the flags unchanged
+    ],
+)
+def test_type_checks_are_off_in_process_only(runner, flags, checked):
+    from apache_beam.options.pipeline_options import TypeOptions
+
+    assert beam_options(with_runner(runner, flags)).view_as(TypeOptions).pipeline_type_check is checked
+
+
 def test_transform_stage_writes_disjoint_splits_and_the_transform_graph(small_adult):
     import tensorflow_transform as tft
 
