@@ -31,7 +31,8 @@ in groups of ``SPLIT_ROW_GROUP`` rows; ``tft_beam.Context(desired_batch_size=...
 it does nothing here); ``use_deep_copy_optimization``, which reads the Parquet file again for the transform
 instead of holding every batch in memory between the analysis and the transform; ``force_tf_compat_v1``, the
 preprocessing_fn traced as a TF1 graph; Beam's type checks while the pipeline is built (``IN_PROCESS_FLAGS``
-turns them off in process); the worker count and running mode; and the write of the transformed rows:
+turns them off in process); each vocabulary as a ``tft.vocabulary`` pipeline of its own instead of packed into one
+stage (``PACKED_VOCABULARIES``); the worker count and running mode; and the write of the transformed rows:
 each bundle's examples straight into a file of its own (the product in process), or Beam's file sink with
 ``num_shards=1`` (before: a shuffle of every example into one file) or ``num_shards=0``. The knobs are swapped in
 ``transform``'s module in the measuring process only; the rest of each run is the product's code unchanged.
@@ -91,6 +92,7 @@ class Setup:
     reread: bool = True  # tft_beam.Context(use_deep_copy_optimization=...): read again to transform
     tf1: bool = True  # tft_beam.Context(force_tf_compat_v1=...): the preprocessing_fn traced as a TF1 graph
     type_check: bool = False  # Beam's construction-time type checks (the product turns them off in process)
+    packed: bool = True  # vocabularies of features with declared values counted in one packed stage
     write: str = "product"  # product (per bundle in process) | one_shard (num_shards=1) | unsharded (num_shards=0)
 
     @property
@@ -107,6 +109,8 @@ class Setup:
             parts.append("TF2 graph")
         if self.type_check:
             parts.append("type checks")
+        if not self.packed:
+            parts.append("exact vocabularies")
         if self.write != "product":
             parts.append({"unsharded": "num_shards=0", "one_shard": "num_shards=1"}[self.write])
         return ", ".join(parts)
@@ -120,15 +124,15 @@ class Setup:
 
 ONE_WORKER = Setup()
 TWO_WORKERS = Setup(workers=2, mode="multi_processing")
-BEFORE = Setup(
-    rows_per_group=None, reread=False, tf1=False, type_check=True, write="one_shard"
-)  # the transform stage before its tuning
+# the transform stage before its tuning
+BEFORE = Setup(rows_per_group=None, reread=False, tf1=False, type_check=True, packed=False, write="one_shard")
 TUNING = (
     Setup(rows_per_group=16_384),
     Setup(rows_per_group=None),
     Setup(reread=False),
     Setup(tf1=False),
     Setup(type_check=True),
+    Setup(packed=False),
     Setup(write="unsharded"),
     Setup(write="one_shard"),
     Setup(workers=2, mode="multi_processing", write="one_shard"),
@@ -228,24 +232,25 @@ def write_examples(columns: dict[str, np.ndarray], path: Path) -> None:
 
 @contextlib.contextmanager
 def tuned(setup: Setup) -> Iterator[None]:
-    """transform.py with the setup's re-read, graph mode, type checks and write of the transformed rows, in the
-    measuring process only."""
+    """transform.py with the setup's re-read, graph mode, type checks, vocabularies and write of the transformed
+    rows, in the measuring process only."""
     import apache_beam as beam
 
-    product = transform.write_examples, transform.REREAD_FOR_TRANSFORM, transform.TF1_GRAPH, transform.IN_PROCESS_FLAGS
+    knobs = ("write_examples", "REREAD_FOR_TRANSFORM", "TF1_GRAPH", "IN_PROCESS_FLAGS", "PACKED_VOCABULARIES")
+    product = {name: getattr(transform, name) for name in knobs}
     if setup.write != "product":
         shards = {"one_shard": 1, "unsharded": 0}[setup.write]
         transform.write_examples = lambda prefix, _: beam.io.WriteToTFRecord(
             prefix, file_name_suffix=".tfrecord", num_shards=shards
         )
     transform.REREAD_FOR_TRANSFORM, transform.TF1_GRAPH = setup.reread, setup.tf1
-    transform.IN_PROCESS_FLAGS = [] if setup.type_check else product[3]
+    transform.IN_PROCESS_FLAGS = [] if setup.type_check else product["IN_PROCESS_FLAGS"]
+    transform.PACKED_VOCABULARIES = setup.packed
     try:
         yield
     finally:
-        (transform.write_examples, transform.REREAD_FOR_TRANSFORM, transform.TF1_GRAPH, transform.IN_PROCESS_FLAGS) = (
-            product
-        )
+        for name, value in product.items():
+            setattr(transform, name, value)
 
 
 # --- measuring --------------------------------------------------------------------------------------------------

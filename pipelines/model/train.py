@@ -396,7 +396,9 @@ def fit(config: Config, transformed: TransformOutput, seed: int, live: SlotRecor
     tf.config.experimental.enable_op_determinism()
     tft_output = tft.TFTransformOutput(str(transformed.tft_dir))
     features = model_inputs(tft_output, schema)
-    details: dict[str, Any] = {"class_weights": class_weights(params.class_weight, schema.label, transformed.train_raw)}
+    weights = class_weights(params.class_weight, schema.label, transformed.train_raw)
+    # recorded by class name (the card, MLflow); Keras takes them by class id
+    details: dict[str, Any] = {"class_weights": weights and {schema.label.classes[i]: w for i, w in weights.items()}}
     validation = None
     if transformed.validation_raw.exists():
         rows = pd.read_parquet(transformed.validation_raw)
@@ -433,7 +435,7 @@ def fit(config: Config, transformed: TransformOutput, seed: int, live: SlotRecor
         train_dataset(transformed, tft_output, schema.label.name, params.batch_size, seed),
         epochs=params.epochs,
         validation_data=validation,
-        class_weight=details["class_weights"],
+        class_weight=weights,
         callbacks=callbacks,
         verbose=2,
     ).history

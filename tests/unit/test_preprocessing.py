@@ -210,3 +210,48 @@ def test_a_preprocessing_fn_that_cannot_be_used_is_named_in_the_error(path, mess
 def test_transform_options_that_do_not_fit_are_refused(features, schema, message):
     with pytest.raises(ValidationError, match=message):
         config_with(features, **schema)
+
+
+def test_packed_vocabularies_write_what_tft_vocabulary_writes(tmp_path, raw_rows, monkeypatch):
+    """Declared-value features are counted in one packed stage: the same files, ties and missing values included,
+    the same ids and id ranges; a top_k feature keeps TFT's exact vocabulary."""
+    import tensorflow as tf
+    import tensorflow_transform as tft
+
+    from pipelines.features import transform
+
+    rows = raw_rows.copy()
+    counts = {"White": 200, "Black": 80, "Asian-Pac-Islander": 40, "Other": 40, "Amer-Indian-Eskimo": 30}
+    races = [race for race, count in counts.items() for _ in range(count)]
+    rows["race"] = races + [None] * (len(rows) - len(races))  # two tokens tie at 40; 10 rows missing
+    config = config_with({"race": {}, "workclass": {}, "sex": {"num_oov_buckets": 2}, "native_country": {"top_k": 3}})
+    packed = []
+    approximate = tft.experimental.compute_and_apply_approximate_vocabulary
+
+    def spied(tokens, **options):
+        packed.append(options["vocab_filename"])
+        return approximate(tokens, **options)
+
+    monkeypatch.setattr(tft.experimental, "compute_and_apply_approximate_vocabulary", spied)
+    results = {}
+    for flag in (True, False):
+        monkeypatch.setattr(transform, "PACKED_VOCABULARIES", flag)
+        out = TransformOutput(tmp_path / str(flag))
+        out.path.mkdir()
+        rows[config.data_schema.columns].to_parquet(out.train_raw, index=False)
+        analyze_and_transform(out, config)
+        output = tft.TFTransformOutput(str(out.tft_dir))
+        spec = output.transformed_feature_spec()
+        files = [str(p) for p in out.transformed_dir.glob("*.tfrecord")]
+        batch = next(iter(tf.data.TFRecordDataset(files).batch(1000).map(lambda x: tf.io.parse_example(x, spec))))  # noqa: B023
+        results[flag] = output, {k: v.numpy() for k, v in batch.items()}
+
+    assert sorted(packed) == ["race", "sex", "workclass"]  # the top_k feature is not packed
+    (packed_output, packed_values), (exact_output, exact_values) = results[True], results[False]
+    for name in ("race", "workclass", "sex", "native_country"):
+        assert packed_output.vocabulary_by_name(name) == exact_output.vocabulary_by_name(name)
+        assert (packed_values[name] == exact_values[name]).all()
+    race = packed_output.vocabulary_by_name("race")
+    assert race[:4] == [b"White", b"Black", b"Other", b"Asian-Pac-Islander"]  # a tie: the greater value first
+    assert MISSING_TOKEN.encode() in race
+    assert model_inputs(packed_output, config.data_schema) == model_inputs(exact_output, config.data_schema)

@@ -220,7 +220,7 @@ def test_balanced_class_weights_follow_the_train_split_and_raise_the_scores(trai
 
     positive = (pd.read_parquet(transformed.train_raw)["income"] == ">50K").to_numpy()
     n, k = len(positive), positive.sum()
-    assert fitted.details["class_weights"] == pytest.approx({0: n / (2 * (n - k)), 1: n / (2 * k)})
+    assert fitted.details["class_weights"] == pytest.approx({"<=50K": n / (2 * (n - k)), ">50K": n / (2 * k)})
     features, _ = validation_data(
         pd.read_parquet(transformed.validation_raw), tft.TFTransformOutput(str(transformed.tft_dir)), schema
     )
