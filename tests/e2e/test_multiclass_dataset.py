@@ -121,7 +121,7 @@ def test_a_three_class_wine_label_trains_a_softmax_gates_on_macro_metrics_and_pr
     train = artifacts.read_metadata(run_dir / "train")
     assert train["decision_threshold"]["threshold"] is None
     assert "multi-class" in train["decision_threshold"]["reason"]
-    assert set(train["class_weights"]) == {"0", "1", "2"}
+    assert set(train["class_weights"]) == set(CLASSES)  # recorded by class name
     # The exported model takes raw rows and gives each class's probability, in the order of the label's values.
     probabilities = score(train["model_uri"], rows.drop(columns="cultivar").head(40), config.data_schema)
     assert probabilities.shape == (40, 3)
