@@ -166,6 +166,11 @@ def _command(step: str, config: Path, exact: Path) -> list[str]:
     return _timed([*command, "--window-days", str(WINDOW)], exact)
 
 
+def _run_dir(config: Path) -> Path:
+    """D's run folder under the artifact root ``write_config`` gives ``config``."""
+    return config.parent / "artifacts" / "runs" / DAY
+
+
 def _exact_peak(path: Path) -> int:
     """GNU time's maximum resident set size, in bytes (0 without it)."""
     lines = path.read_text().strip().splitlines() if path.exists() else []
@@ -203,7 +208,7 @@ def run_pipeline(config: Path, factor: int, rows: int, code: Path, log: Path) ->
     if result.returncode:
         print("".join(log.read_text().splitlines(keepends=True)[-20:]), file=sys.stderr)
         return result
-    evaluation = json.loads((config.parent / "artifacts" / "runs" / DAY / "evaluate" / "evaluation.json").read_text())
+    evaluation = json.loads((_run_dir(config) / "evaluate" / "evaluation.json").read_text())
     result.auc = evaluation["overall"]["candidate"].get("roc_auc")
     drift = log.with_name("drift-live.maxrss")
     start = time.perf_counter()
@@ -228,7 +233,7 @@ def tfx_spec(config_path: Path, folder: Path) -> dict[str, Any]:
     numeric = [f for f in schema.model_features if f.kind == "numeric"]
     categorical = [f.name for f in schema.model_features if f.kind == "categorical"]
     columns = [*(f.name for f in schema.model_features), schema.label.name]
-    transform = config_path.parent / "artifacts" / "runs" / DAY / "transform"
+    transform = _run_dir(config_path) / "transform"
     rows = {}
     for split, source in (("train", "train_raw"), ("eval", "test_raw")):
         frame = pd.read_parquet(transform / f"{source}.parquet", columns=columns)

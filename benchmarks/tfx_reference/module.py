@@ -94,19 +94,17 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
 
     model = _model(spec, output)
     epochs, stopping = spec["epochs"], spec["early_stopping"]
-    # Ours holds out part of the train split for early stopping; TFX's usual wiring watches the eval split.
-    watched = {"validation_data": dataset(fn_args.eval_files), "validation_steps": fn_args.eval_steps}
-    callback = keras.callbacks.EarlyStopping(
-        **(stopping or {}),
-        mode="min" if (stopping or {}).get("monitor") == "val_loss" else "max",
-        restore_best_weights=True,
-    )
+    watched, callbacks = {}, []
+    if stopping is not None:  # ours holds out part of the train split; TFX's usual wiring watches the eval split
+        watched = {"validation_data": dataset(fn_args.eval_files), "validation_steps": fn_args.eval_steps}
+        mode = "min" if stopping["monitor"] == "val_loss" else "max"
+        callbacks = [keras.callbacks.EarlyStopping(**stopping, mode=mode, restore_best_weights=True)]
     model.fit(
         dataset(fn_args.train_files),
         steps_per_epoch=max(fn_args.train_steps // epochs, 1),
         epochs=epochs,
-        **(watched if stopping is not None else {}),
-        callbacks=[callback] if stopping is not None else [],
+        callbacks=callbacks,
         verbose=2,
+        **watched,
     )
     model.save(fn_args.serving_model_dir, save_format="tf", signatures=_signatures(model, output, spec["label"]))
