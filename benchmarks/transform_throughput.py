@@ -23,7 +23,9 @@ and TFT before the clock starts; CPU seconds count the Beam workers too. Peak RS
 its workers, sampled every 0.1 s, or the kernel's exact peak of the process alone, whichever is higher; a run
 whose processes pass ``--memory-limit-gb`` is killed and shown without times (the machine is shared). Compare the
 ratios, and the CPU columns, which other load disturbs less than wall time. TFT on 1,000 rows gives its fixed
-cost (graph tracing, Beam start-up: ~10 s), so the ratio of what grows with the rows is printed too.
+cost (graph tracing, Beam start-up: ~3 s), so the ratio of what grows with the rows is printed too; and TFT on the same
+rows with one feature (the first numeric one's z-score) and the label, read and written the same way, gives the floor
+of any TFT job on them, against pandas doing every feature.
 
 The column "TFT before" is the transform stage as it was before its tuning, and ``--tune`` measures each knob
 alone against the product: Parquet row groups (TFT sees one RecordBatch per row group; the split files are written
@@ -79,6 +81,7 @@ WRITE_BATCH = 65_536  # rows the pandas side encodes at a time
 FIXED_COST_ROWS = 1_000  # TFT on this few rows: its cost that does not grow with the data
 TOLERANCE = 1e-5
 PANDAS = "pandas"
+ONE_FEATURE = "one feature"  # the product's TFT on one numeric feature and the label: a floor of any TFT job
 MB = 2**20
 
 
@@ -155,6 +158,13 @@ def benchmark_config(root: Path, options: list[str]) -> Config:
         raise SystemExit(f"{CONFIG}: the pandas side implements z-scores and plain vocabularies only: {unsupported}")
     beam = config.beam.model_copy(update={"options": options})
     return config.model_copy(update={"artifact_root": root, "beam": beam, "data_schema": schema})
+
+
+def one_feature(config: Config) -> Config:
+    """The config with its first numeric feature alone (a z-score) beside the label: the smallest TFT job."""
+    schema = config.data_schema
+    first = next(f for f in schema.features if f.name == model_columns(schema)[0][0])
+    return config.model_copy(update={"data_schema": schema.model_copy(update={"features": [first]})})
 
 
 def _unsupported(schema: Schema) -> list[str]:
@@ -284,6 +294,8 @@ def measure(side: str, folder: Path, setup: Setup) -> dict[str, float]:
     start = time.perf_counter()
     if side == PANDAS:
         pandas_transform(folder, config.data_schema)
+    elif side == ONE_FEATURE:
+        analyze_and_transform(TransformOutput(folder), one_feature(config))
     else:
         # transform.py's own Context (temp_dir) inherits the flag from this outer one
         with tuned(setup):
@@ -438,7 +450,7 @@ class Bench:
             folder.mkdir()
             os.link(train_split(self.work, self.table, rows, setup.rows_per_group), TransformOutput(folder).train_raw)
             result = run_measure(side, folder, setup, self.limit_mb)
-            name = side if side == PANDAS else f"TFT, {setup.label}"
+            name = {PANDAS: PANDAS, ONE_FEATURE: f"TFT, {ONE_FEATURE}"}.get(side, f"TFT, {setup.label}")
             print(
                 f"  {rows:>10,} rows  {name:<62} {_num(result.seconds, '.1f', 7)} s wall "
                 f"{_num(result.cpu, '.1f', 7)} s CPU {result.peak_mb:7,.0f} MB {result.check}",
@@ -518,6 +530,14 @@ def print_fixed(fixed: Measurement, results: list[tuple[int, int, dict[str, Meas
         if not one.stopped:
             wall = (one.seconds - fixed.seconds) / r[PANDAS].seconds
             print(f"  {factor:>4}x: {wall:.1f} (wall), {(one.cpu - fixed.cpu) / r[PANDAS].cpu:.1f} (CPU)")
+    print(
+        "\nTFT's floor: the same rows with one feature (the first numeric one's z-score) and the label, read and "
+        "written as above, against pandas doing every feature:"
+    )
+    for factor, _, r in results:
+        floor, pandas = r[ONE_FEATURE], r[PANDAS]
+        ratio = _ratio(floor.seconds, pandas.seconds)
+        print(f"  {factor:>4}x: {_num(floor.seconds, '.1f', 5)} s wall, {_num(ratio, '.1f', 5)}x pandas")
 
 
 def print_tuning(
@@ -571,11 +591,13 @@ def main() -> None:
             pandas = bench.run(PANDAS, rows, ONE_WORKER, f"{factor}x-pandas")
             setups = {"1w": ONE_WORKER, "2w": TWO_WORKERS, "before": BEFORE}
             r = {PANDAS: pandas} | {c: bench.checked(rows, s, f"{factor}x-{c}", pandas) for c, s in setups.items()}
+            r[ONE_FEATURE] = bench.run(ONE_FEATURE, rows, ONE_WORKER, f"{factor}x-one")
             if args.tune:
                 runs = [(s, bench.checked(rows, s, f"{factor}x-tune{i}", pandas)) for i, s in enumerate(TUNING)]
                 tuning.append((factor, rows, r["1w"], pandas, runs))
             for attempt in range(args.repeats):
-                shutil.rmtree(bench.work / f"{factor}x-pandas-{attempt}", ignore_errors=True)
+                for tag in ("pandas", "one"):
+                    shutil.rmtree(bench.work / f"{factor}x-{tag}-{attempt}", ignore_errors=True)
             for path in bench.work.glob(f"{rows}-rows-*.parquet"):
                 path.unlink()
             results.append((factor, rows, r))
