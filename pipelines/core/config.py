@@ -855,7 +855,10 @@ class Tag(_Strict):
     """A named rule for error analysis (``pipelines.evaluation.tags``); every slice value is a tag as well."""
 
     name: str = Field(min_length=1)
-    rule: str = Field(description="e.g. `age < 25 and hours_per_week > 60`; the grammar is in pipelines.core.rules.")
+    rule: str = Field(
+        description="e.g. `age < 25 and hours_per_week > 60`; a column name with spaces or signs goes in backticks, "
+        "as in pandas.query. The grammar is in pipelines.core.rules."
+    )
     hlp_error_rate: float | None = Field(
         None, ge=0.0, le=1.0, description="Human-level or legacy error rate on the tagged rows, where one is known."
     )

@@ -3,6 +3,7 @@
 A rule is ``column OP literal``, or several joined by ``and``: OP is one of ``< <= > >= == !=`` with a
 number or a quoted string, or ``in`` / ``not in`` with a bracketed list of them, e.g.
 ``age < 30 and marital_status == 'Married-civ-spouse'`` or ``occupation in ['Sales', 'Tech-support']``.
+A column whose name is not a word goes in backticks, as in ``pandas.query``: ```mean radius` > 15``.
 Config text is only tokenised and matched against this grammar; nothing is handed to ``eval``,
 ``pandas.query`` or ``ast``, so no rule can run code.
 """
@@ -22,7 +23,8 @@ _TOKEN = re.compile(
     r"|(?P<string>'[^']*'|\"[^\"]*\")"
     r"|(?P<op><=|>=|==|!=|<|>)"
     r"|(?P<punct>[\[\],])"
-    r"|(?P<word>[A-Za-z_]\w*))"
+    r"|(?P<word>[A-Za-z_]\w*)"
+    r"|(?P<column>`[^`]+`))"
 )
 
 
@@ -95,9 +97,12 @@ def _values(cursor: _Cursor, op: str) -> tuple[Value, ...]:
 
 def _condition(cursor: _Cursor) -> Condition:
     token = cursor.take("a column name")
-    if token.kind != "word" or token.text in KEYWORDS:
+    if token.kind == "column":
+        column = token.text[1:-1]
+    elif token.kind == "word" and token.text not in KEYWORDS:
+        column = token.text
+    else:
         raise cursor.fail(token, "a column name")
-    column = token.text
     token = cursor.take(f"an operator after {column!r}")
     if token.kind == "op":
         return Condition(column, token.text, _literal(cursor, token.text))

@@ -17,6 +17,7 @@ run's ``model`` artifact with its signature and an input example.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,13 +118,13 @@ def build_model(features: dict[str, int | None], params: Training, classes: int 
     Either way the metrics are ``accuracy`` and ``auc`` (macro one-vs-rest for a multi-class label)."""
     import tf_keras as keras
 
-    inputs, encoded = {}, []
+    inputs, encoded, nodes = {}, [], node_names(list(features))
     for name, ids in features.items():
         if ids is None:
-            inputs[name] = keras.Input(shape=(), name=name, dtype="float32")
+            inputs[name] = keras.Input(shape=(), name=nodes[name], dtype="float32")
             encoded.append(keras.layers.Reshape((1,))(inputs[name]))
         else:
-            inputs[name] = keras.Input(shape=(), name=name, dtype="int64")
+            inputs[name] = keras.Input(shape=(), name=nodes[name], dtype="int64")
             encoded.append(keras.layers.Embedding(ids, params.embedding_dim)(inputs[name]))
     x = keras.layers.Concatenate()(encoded)
     for units in params.hidden_units:
@@ -154,6 +155,20 @@ def _sparse_auc(classes: int) -> Any:
             return super().update_state(tf.one_hot(ids, classes), y_pred, sample_weight)
 
     return SparseMacroAUC(name="auc", multi_label=True, num_labels=classes)
+
+
+def node_names(features: list[str]) -> dict[str, str]:
+    """Each feature's input layer name, as TensorFlow accepts it for a graph node (a CSV column may be called
+    "mean radius"), and unique. The model is called with a dict keyed by the feature names: this names the layers
+    and nothing else."""
+    names: dict[str, str] = {}
+    for feature in features:
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", feature)
+        name = name if re.match(r"[A-Za-z0-9.]", name) else f"x{name}"
+        while name in names.values():
+            name += "_"
+        names[feature] = name
+    return names
 
 
 def export_serving_model(model: Any, tft_output: Any, schema: Schema, export_dir: Path) -> None:
@@ -342,6 +357,7 @@ def warm_start(model: Any, live: SlotRecord | None, tft_output: Any) -> dict[str
         return {layer.name: layer for layer in m.layers if layer.weights}
 
     ours, theirs = weighted(model), weighted(source)
+    feature_of = {node: feature for feature, node in node_names(list(model.input)).items()}  # by input layer
     if inputs(model) != inputs(source):
         return {**record, "reason": f"inputs {inputs(model)} here, {inputs(source)} in the live model"}
     if list(ours) != list(theirs):
@@ -349,9 +365,11 @@ def warm_start(model: Any, live: SlotRecord | None, tft_output: Any) -> dict[str
     weights, carried = {}, {}
     for name, layer in ours.items():
         old, shapes = theirs[name], [tuple(w.shape) for w in layer.weights]
-        feature = layer.inbound_nodes[0].inbound_layers.name if isinstance(layer, keras.layers.Embedding) else None
-        vocabulary = feature and _vocabulary(tft_output.vocabulary_file_by_name(feature))
-        live_vocabulary = feature and _vocabulary(Path(live.model_uri) / "assets" / feature)
+        embedded = isinstance(layer, keras.layers.Embedding)
+        feature = feature_of[layer.inbound_nodes[0].inbound_layers.name] if embedded else None
+        path = feature and tft_output.vocabulary_file_by_name(feature)  # named as TFT cleans names: "a-b" for "a b"
+        vocabulary = _vocabulary(path)
+        live_vocabulary = path and _vocabulary(Path(live.model_uri) / "assets" / Path(path).name)
         if type(old) is not type(layer):
             return {**record, "reason": f"layer {name} is a {type(layer).__name__} here, a {type(old).__name__} live"}
         if vocabulary and live_vocabulary and old.output_dim == layer.output_dim:

@@ -30,14 +30,15 @@ CONFIG = {
             {"name": "debt_ratio", "kind": "numeric", "min": 0, "max": 5, "max_missing": 0.1},
             {"name": "region", "kind": "categorical", "values": ["north", "south", "east", "west"]},
             {
-                "name": "employment",
+                "name": "employment type",  # as CSV exports name columns: no valid TensorFlow node name
                 "kind": "categorical",
                 "values": ["salaried", "self_employed", "unemployed"],
             },
         ],
     },
-    "slices": [["region"], ["employment", "income_k"]],
+    "slices": [["region"], ["employment type", "income_k"]],
     "protected_attributes": ["region"],
+    "tags": [{"name": "jobless", "rule": "`employment type` == 'unemployed'"}],
     "thresholds": {
         "ingest": {"max_quarantine_fraction": 0.02},
         "validation": {"min_rows": 1000},
@@ -60,6 +61,7 @@ CONFIG = {
         "learning_rate": 0.01,
         "hidden_units": [16],
         "embedding_dim": 4,
+        "warm_start": True,
     },
     "artifact_root": "artifacts",
     "mlflow": {"experiment": "loans"},
@@ -77,10 +79,10 @@ def write_loans(root, start: date, days: int, rows: int = 400) -> None:
                 "income_k": rng.gamma(4, 15, n).round(1),
                 "debt_ratio": rng.uniform(0, 3, n).round(3),
                 "region": rng.choice(["north", "south", "east", "west"], n),
-                "employment": rng.choice(["salaried", "self_employed", "unemployed"], n, p=[0.6, 0.3, 0.1]),
+                "employment type": rng.choice(["salaried", "self_employed", "unemployed"], n, p=[0.6, 0.3, 0.1]),
             }
         )
-        logit = -1.5 + 1.6 * df["debt_ratio"] - 0.03 * df["income_k"] + 1.5 * (df["employment"] == "unemployed")
+        logit = -1.5 + 1.6 * df["debt_ratio"] - 0.03 * df["income_k"] + 1.5 * (df["employment type"] == "unemployed")
         df["defaulted"] = np.where(rng.random(n) < 1 / (1 + np.exp(-logit)), "yes", "no")
         df.loc[rng.random(n) < 0.03, "debt_ratio"] = np.nan
         path = root / f"day={(start + timedelta(days=i)).isoformat()}" / "loans.csv"
@@ -109,10 +111,15 @@ def test_a_loan_dataset_trains_gates_and_promotes_with_only_a_config(tmp_path):
     assert meta["rows"] == 4 * 400 and meta["partitions"][0]["unexpected_columns"] == ["loan_id"]
     evaluation = json.loads((run1 / "evaluate" / "evaluation.json").read_text())
     assert evaluation["overall"]["candidate"]["roc_auc"] > 0.7
-    assert set(evaluation["slices"]) == {"region", "employment x income_k"}
-    assert "employment=unemployed, income_k=<40" in evaluation["slices"]["employment x income_k"]
+    assert set(evaluation["slices"]) == {"region", "employment type x income_k"}
+    assert "employment type=unemployed, income_k=<40" in evaluation["slices"]["employment type x income_k"]
+    tagged = {t["tag"]: t["rows"] for t in evaluation["error_analysis"]["tags"]}
+    cells = [n for name, n in tagged.items() if name.startswith("employment type=unemployed, ")]
+    assert 0 < tagged["jobless"] == sum(cells) < evaluation["test_rows"], tagged
 
     run2 = artifacts.run_dir(config.artifact_root, date(2026, 3, 5))
+    warm = artifacts.read_metadata(run2 / "train")["warm_start"]
+    assert warm["used"] and warm["embedding_rows_carried"]["employment type"] == 4, "3 values and the OOV row"
     assert json.loads((run2 / "drift" / "drift.json").read_text())["verdict"] in ("none", "warn", "drift")
     decision = json.loads((run2 / "gate" / "decision.json").read_text())
     state = read_state(config)

@@ -155,6 +155,7 @@ def test_rule_mask_treats_missing_values_as_not_tagged(config):
         ('sex == "Female"', [("sex", "==", "Female")]),
         ("occupation in ['Sales', 'Tech-support']", [("occupation", "in", ("Sales", "Tech-support"))]),
         ("age not in [17, 18]", [("age", "not in", (17.0, 18.0))]),
+        ("`age` < 30 and `sex` == 'Male'", [("age", "<", 30.0), ("sex", "==", "Male")]),  # as a "mean radius"
         (
             "age < 30 and marital_status == 'Married-civ-spouse' and hours_per_week > 60",
             [("age", "<", 30.0), ("marital_status", "==", "Married-civ-spouse"), ("hours_per_week", ">", 60.0)],
@@ -182,6 +183,8 @@ def test_rule_grammar_accepts_the_documented_forms(tmp_path, rule, conditions):
         ("age.__class__ < 3", "unexpected text at position 3"),
         ("agee < 25 and sexx == 'Male'", "unknown columns ['agee', 'sexx']"),
         ("income == '>50K'", "unknown columns ['income']"),
+        ("`mean radius` > 15", "unknown columns ['mean radius']"),
+        ("`age < 30", "unexpected text at position 0"),
         ("workclass < 'Private'", "categorical 'workclass' has no order for '<'"),
         ("age == 'old'", "numeric 'age' is compared with a string"),
         ("sex == 1", "categorical 'sex' takes quoted strings"),

@@ -333,3 +333,20 @@ def test_embedding_rows_follow_their_tokens_when_the_vocabulary_changes():
 
     np.testing.assert_array_equal(rows, [[4, 5], [0, 1], [-1, -1], [6, 7], [-1, -1]])
     assert carried == 3
+
+
+def test_features_named_as_csv_columns_get_valid_unique_layer_names(tmp_path, caplog):
+    # CSV exports name columns "mean radius"; TensorFlow's node names allow no space, and two columns may
+    # differ only there. The model is still called with the features' own names.
+    config = load_config(write_config(tmp_path, SMALL))
+    features = {"mean radius": None, "mean_radius": None, "_ratio": None, "work class": 4}
+    model = build_model(features, config.training)
+
+    names = [layer.name for layer in model.layers if layer.__class__.__name__ == "InputLayer"]
+    assert sorted(names) == ["mean_radius", "mean_radius_", "work_class", "x_ratio"]
+    rows = {name: np.array([1.0, 2.0], np.float32) for name in features if features[name] is None}
+    rows["work class"] = np.array([0, 3], np.int64)
+    assert model(rows).shape == (2, 1)
+    caplog.set_level("WARNING", logger="tensorflow")
+    model.save(str(tmp_path / "model"), save_format="tf")
+    assert not [r for r in caplog.records if "not a valid node name" in r.getMessage()]
