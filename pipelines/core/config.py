@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -36,6 +37,20 @@ DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "adult.yaml"
 METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
 Metric = Literal["accuracy", "precision", "recall", "f1", "roc_auc"]
 NumericTransform = Literal["zscore", "minmax", "log", "bucketize"]
+
+
+def _as_written(value: Any) -> Any:
+    """A value of the data as the CSV writes it: a YAML number as its text (``positive: 1`` means "1"). A YAML
+    boolean is refused: YAML reads yes, no, on, off, true and false unquoted as booleans, and loses which it was."""
+    if isinstance(value, bool):
+        raise ValueError(
+            f"YAML read this value as the boolean {value} (it reads yes, no, on, off, true and false unquoted so): "
+            "quote it as the data writes it, e.g. 'yes' or 'True'"
+        )
+    return str(value) if isinstance(value, int | float) else value
+
+
+DataValue = Annotated[str, BeforeValidator(_as_written)]  # a categorical or label value, as the CSV writes it
 
 
 class ConfigError(ValueError):
@@ -59,7 +74,11 @@ class Feature(_Strict):
     kind: Literal["numeric", "categorical"]
     min: float | None = None
     max: float | None = None
-    values: list[str] | None = None
+    values: list[DataValue] | None = Field(
+        None,
+        description="Categorical only: the values the column takes, as the CSV writes them (a YAML number is read as "
+        "its text; quote yes, no, on, off, true and false).",
+    )
     max_missing: float = Field(0.0, ge=0.0, le=1.0, description="Largest tolerated fraction of nulls in the window.")
     max_missing_partition: float | None = Field(
         None,
@@ -148,13 +167,13 @@ class Label(_Strict):
     and no ``positive``: a softmax over the values, in their order)."""
 
     name: str
-    positive: str | None = Field(
+    positive: DataValue | None = Field(
         None,
         description="The label value that counts as the positive class; required for a binary label. With more than "
         "two values it makes the label binary one-vs-rest (the other values form the negative class); leave it out "
         "for a multi-class label.",
     )
-    values: list[str] | None = Field(
+    values: list[DataValue] | None = Field(
         None,
         description="The values the label takes. More than two and no positive: a multi-class label, whose class "
         "ids (the model's output columns) follow this order.",

@@ -227,3 +227,29 @@ def test_first_day_is_the_earliest_partition_under_the_root(tmp_path):
         path.write_text("x\n")
 
     assert str(config.data.first_day()) == "2026-01-03"
+
+
+def test_numbers_where_data_values_are_meant_are_read_as_the_csv_writes_them(tmp_path):
+    # `positive: 1` for a 0/1 label; a categorical coded by numbers
+    raw = adult_raw()
+    raw["schema"]["label"] = {"name": "income", "positive": 1, "values": [0, 1]}
+    raw["schema"]["features"][5]["values"] = [1, 2, 3.5]
+    raw["tags"] = []  # one names workclass values
+
+    schema = load_config(dump(tmp_path, raw)).data_schema
+
+    assert (schema.label.positive, schema.label.values) == ("1", ["0", "1"])
+    assert schema.features[5].values == ["1", "2", "3.5"]
+
+
+def test_a_yaml_boolean_where_a_data_value_is_meant_is_refused_with_the_fix(tmp_path):
+    raw = adult_raw()
+    raw["schema"]["label"] = {"name": "income", "positive": "yes", "values": ["no", "yes"]}
+    text = yaml.safe_dump(raw).replace("positive: 'yes'", "positive: yes").replace("- 'no'", "- no")
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+
+    message = config_error(path)
+
+    assert "schema.label.positive" in message and "the boolean True" in message and "quote it" in message
+    assert "schema.label.values.0" in message and "the boolean False" in message
