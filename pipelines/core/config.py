@@ -242,6 +242,11 @@ class Schema(_Strict):
     label: Label
     features: list[Feature] = Field(min_length=1)
     ignore: list[str] = Field(default_factory=list, description="Known source columns that are not used.")
+    missing_values: list[DataValue] = Field(
+        default_factory=list,
+        description="How the data spells a missing value besides an empty cell, in any column, e.g. [NA, '?', "
+        "'NULL'] (a cell matches once its surrounding spaces are stripped). A missing label quarantines its row.",
+    )
     crosses: list[Cross] = Field(
         default_factory=list,
         description="Feature crosses fed to the model as categorical inputs (``<a>_x_<b>``): each ``[a, b]`` or "

@@ -56,7 +56,6 @@ log = logging.getLogger(__name__)
 LIVE, CANARY, SHADOW = "live", "canary", "shadow"
 CLIENT_ROLES = (LIVE, CANARY)  # the answers clients got; shadow answers were recorded, never returned
 JUDGED_METRICS = ("accuracy", "roc_auc")
-_MISSING_STRINGS = frozenset({"", "?"})  # how Adult-like sources spell a missing value
 _TOP_VALUES = 5
 _UNJUDGED = (DriftVerdict.INSUFFICIENT_DATA, DriftVerdict.NO_REFERENCE)
 
@@ -220,12 +219,13 @@ def software_metrics(records: list[dict[str, Any]], seconds: float) -> dict[str,
     }
 
 
-def _is_missing(value: Any) -> bool:
+def _is_missing(value: Any, schema: Schema) -> bool:
+    """None, NaN, an empty string or one the schema's ``missing_values`` spell missing with (as ingest reads them)."""
     if value is None:
         return True
     if isinstance(value, float):
         return math.isnan(value)
-    return isinstance(value, str) and value.strip() in _MISSING_STRINGS
+    return isinstance(value, str) and value.strip() in {"", *schema.missing_values}
 
 
 def _number(value: Any) -> float | None:
@@ -239,9 +239,9 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _feature_quality(feature: Feature, values: list[Any]) -> dict[str, Any]:
+def _feature_quality(feature: Feature, values: list[Any], schema: Schema) -> dict[str, Any]:
     """Missing share over the rows; out-of-range or unseen share over the present values, with examples."""
-    present = [v for v in values if not _is_missing(v)]
+    present = [v for v in values if not _is_missing(v, schema)]
     entry: dict[str, Any] = {
         "kind": feature.kind,
         "rows": len(values),
@@ -280,10 +280,10 @@ def feature_frame(rows: list[dict[str, Any]], schema: Schema) -> pd.DataFrame:
     for feature in schema.features:
         values = [(row.get("features") or {}).get(feature.name) for row in rows]
         if feature.kind == "numeric":
-            numbers = [None if _is_missing(v) else _number(v) for v in values]
+            numbers = [None if _is_missing(v, schema) else _number(v) for v in values]
             columns[feature.name] = [np.nan if n is None else n for n in numbers]
         else:
-            columns[feature.name] = [None if _is_missing(v) else str(v) for v in values]
+            columns[feature.name] = [None if _is_missing(v, schema) else str(v) for v in values]
     frame = pd.DataFrame(columns, index=range(len(rows)))
     for name in schema.numeric:
         frame[name] = frame[name].astype(float)
@@ -300,7 +300,7 @@ def input_metrics(
     """
     schema = config.data_schema
     features = {
-        f.name: _feature_quality(f, [(row.get("features") or {}).get(f.name) for row in client_rows])
+        f.name: _feature_quality(f, [(row.get("features") or {}).get(f.name) for row in client_rows], schema)
         for f in schema.features
     }
     judged = [f for f in schema.features if not (f.audit_only and not features[f.name]["sent"])]

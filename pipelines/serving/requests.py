@@ -2,7 +2,8 @@
 
 Row format ``{"instances": [{"age": 39, "sex": "Male", ...}, ...]}`` and columnar format
 ``{"inputs": {"age": [39, ...], "sex": ["Male", ...]}}`` both carry RAW feature values, exactly as the
-training data has them; ``null`` is a missing value (the model handles it as in training). Every
+training data has them; ``null`` is a missing value (the model handles it as in training), and so are an
+empty string and the schema's ``missing_values``, as ingest reads them in a CSV. Every
 feature must be named; a misspelt, unknown or mistyped one is refused with a message that names it,
 so a client never gets a prediction computed from a silently dropped field.
 """
@@ -31,7 +32,13 @@ def _hint(name: str, known: list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _check_value(where: str, value: Any, kind: str) -> Any:
+def _check_value(where: str, value: Any, kind: str, missing: set[str]) -> Any:
+    """The value as ingest reads a CSV cell: a string stripped of surrounding spaces, None when it is null, empty or
+    spelled as the schema's ``missing_values``; a number for a numeric feature."""
+    if isinstance(value, str):
+        value = value.strip()
+        if value in missing:
+            return None
     if value is None:
         return None
     if kind == "numeric":
@@ -74,6 +81,7 @@ def parse_predict(body: Any, schema: Schema, max_batch: int) -> tuple[pd.DataFra
     if unknown:
         raise RequestError(f"unknown request key(s) {unknown}")
     kinds = {f.name: f.kind for f in schema.model_features}
+    missing = {"", *schema.missing_values}
     if formats[0] == "instances":
         rows = body["instances"]
         if not isinstance(rows, list):
@@ -84,7 +92,7 @@ def parse_predict(body: Any, schema: Schema, max_batch: int) -> tuple[pd.DataFra
             if not isinstance(row, dict):
                 raise RequestError(f"instances[{i}]: expected an object of feature values")
             _check_names(f"instances[{i}]", row, schema)
-            records.append({k: _check_value(f"instances[{i}].{k}", row[k], kinds[k]) for k in kinds})
+            records.append({k: _check_value(f"instances[{i}].{k}", row[k], kinds[k], missing) for k in kinds})
         frame = pd.DataFrame.from_records(records, columns=list(kinds))
     else:
         columns = body["inputs"]
@@ -99,7 +107,10 @@ def parse_predict(body: Any, schema: Schema, max_batch: int) -> tuple[pd.DataFra
             raise RequestError(f"inputs: every feature needs the same number of values, got lengths {sorted(lengths)}")
         _check_size(lengths.pop(), max_batch)
         frame = pd.DataFrame(
-            {k: [_check_value(f"inputs.{k}[{i}]", v, kinds[k]) for i, v in enumerate(columns[k])] for k in kinds}
+            {
+                k: [_check_value(f"inputs.{k}[{i}]", v, kinds[k], missing) for i, v in enumerate(columns[k])]
+                for k in kinds
+            }
         )
     for name in schema.model_numeric:
         frame[name] = frame[name].astype("float64")

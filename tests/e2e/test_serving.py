@@ -85,8 +85,13 @@ def test_predictions_online_equal_the_offline_scores_in_both_formats(served):
     frame = rows(config, 40)
     frame.loc[frame.index[:5], "workclass"] = None  # missing values are sent as null
     offline = score(read_state(config).live_record.model_uri, frame, config.data_schema)
+    # ... or as ingest reads them in a CSV: empty, or spelled as the schema's missing_values; spaces stripped
+    sent = frame.copy()
+    sent.loc[sent.index[:2], "workclass"] = "?"
+    sent.loc[sent.index[2], "workclass"] = ""
+    sent["sex"] = " " + sent["sex"] + " "
 
-    records = as_json(frame)
+    records = as_json(sent)
     by_rows = httpx.post(f"{url}/v1/models/{NAME}:predict", json={"instances": records})
     columns = {c: [r[c] for r in records] for c in frame.columns}
     by_columns = httpx.post(f"{url}/v1/models/{NAME}:predict", json={"inputs": columns})

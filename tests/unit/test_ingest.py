@@ -469,3 +469,25 @@ def test_the_streamed_snapshot_equals_the_window_read_whole(ctx):
     assert whole.loc[whole[SOURCE_DS] == "2026-01-02", ["occupation", "capital_gain"]].isna().all(axis=None)
     assert len(quarantined) == 1
     assert pq.ParquetFile(out.snapshot).num_row_groups == 3
+
+
+def test_the_schemas_missing_values_are_missing_in_every_column():
+    schema = SCHEMA.model_copy(update={"missing_values": ["NA", "?"]})
+    text = csv_text(
+        [
+            {**ROW, "age": "NA", "workclass": " ? "},  # line 2: both missing, the row kept
+            {**ROW, "income": "NA"},  # line 3: a missing label
+            {**ROW, "education": "N/A"},  # line 4: not a spelling of missing here, a value
+        ]
+    )
+
+    part = parse_partition(text, schema, DAY)
+
+    assert part.rows[SOURCE_ROW].tolist() == [2, 4]
+    assert part.rows["age"].isna().tolist() == [True, False]
+    assert part.rows["workclass"].isna().tolist() == [True, False]
+    assert part.rows["education"].tolist()[1] == "N/A"
+    assert part.quarantined["reason"].tolist() == ["income: label is missing"]
+    plain = parse_partition(text, SCHEMA, DAY)  # without them, NA is not a number and a label value
+    assert plain.quarantined["reason"].tolist() == ["age: not a number: 'NA'"]
+    assert plain.rows["income"].tolist() == ["NA", "<=50K"]
