@@ -264,7 +264,8 @@ def _feature_quality(feature: Feature, values: list[Any], schema: Schema) -> dic
         )
     else:
         known = set(feature.values or [])
-        unseen = Counter(str(v) for v in present if known and str(v) not in known)
+        tokens = [str(v).strip() for v in present]  # as ingest and the model server read them
+        unseen = Counter(t for t in tokens if known and t not in known)
         entry.update(
             unseen=sum(unseen.values()),
             unseen_rate=_share(sum(unseen.values()), len(present)) if known else None,
@@ -283,7 +284,7 @@ def feature_frame(rows: list[dict[str, Any]], schema: Schema) -> pd.DataFrame:
             numbers = [None if _is_missing(v, schema) else _number(v) for v in values]
             columns[feature.name] = [np.nan if n is None else n for n in numbers]
         else:
-            columns[feature.name] = [None if _is_missing(v, schema) else str(v) for v in values]
+            columns[feature.name] = [None if _is_missing(v, schema) else str(v).strip() for v in values]
     frame = pd.DataFrame(columns, index=range(len(rows)))
     for name in schema.numeric:
         frame[name] = frame[name].astype(float)
