@@ -1,4 +1,7 @@
-"""Label consistency: identical feature vectors with conflicting labels, and agreement between annotators.
+"""Labels: something to learn from, identical feature vectors with conflicting labels, agreement between annotators.
+
+A window must hold the binary label's positive value and another one, or two classes of a multi-class label:
+otherwise the positive value is likely spelt otherwise than the data writes it, and training would fit one class.
 
 Two rows with the same features and different labels mean the label is not a function of the features
 as recorded: a labeling mistake, a feature that is not collected, or genuine noise. No model can get all
@@ -25,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.core.config import Schema, ValidationThresholds
+from pipelines.core.config import Label, Schema, ValidationThresholds
 from pipelines.core.outputs import SOURCE_DS, SOURCE_ROW
 
 # How a missing string may be spelled in a snapshot besides a real null (``str(None)``, ``str(nan)``).
@@ -33,6 +36,7 @@ MISSING_STRINGS = ("", "None", "nan", "NaN")
 ROWS_PER_EXAMPLE = 5  # (ds, line) pairs listed for each example group
 CONFLICTS_CHECK = "label_conflicts"
 AGREEMENT_CHECK = "annotator_agreement"
+CLASSES_CHECK = "label_classes"
 BLOCK, INFO = "block", "info"
 FLEISS_VARIANT = (
     "Fleiss' kappa for a varying number of annotations per row: rows with at least two annotations; each "
@@ -120,6 +124,13 @@ class LabelTally:
             checks.append(_agreement_check(agreement, thresholds.min_annotator_agreement))
         report["checks"] = checks
         return report
+
+    def classes_check(self) -> dict[str, Any]:
+        """Whether the window holds something to learn (see ``_classes_check``), from the rows per label value."""
+        counts = self._pairs.groupby("label", sort=False)["count"].sum()
+        values = [(self._label_values[code], int(n)) for code, n in counts.items()]
+        found = sorted(((str(v), n) for v, n in values if not _is_null(v)), key=lambda item: -item[1])
+        return _classes_check(self.schema.label, dict(found), self.rows)
 
     def conflicts(self, read: Callable[[], Iterable[pd.DataFrame]]) -> dict[str, Any]:
         """Groups of rows with identical features (missing values equal to each other) and more than one label.
@@ -546,6 +557,28 @@ def _percent(share: float) -> str:
 
 def _kappa_word(kappa: float) -> str:
     return next((word for bound, word in _KAPPA_WORDS if kappa <= bound), "almost perfect")
+
+
+def _classes_check(label: Label, counts: dict[str, int], rows: int) -> dict[str, Any]:
+    """Whether the window holds something to learn: the positive value and another one (binary), or two classes."""
+    shown = [f"{value!r} ({n:,})" for value, n in counts.items()]
+    seen = ", ".join(shown[:5] + (["..."] if len(shown) > 5 else [])) or "none"
+    if label.is_multiclass:
+        problem = None if len(counts) >= 2 else f"only one of the classes {label.classes} occurs"
+    elif label.positive not in counts:
+        problem = (
+            f"the positive value {label.positive!r} occurs in no row (is schema.label.positive spelled as the "
+            "data writes it?)"
+        )
+    else:
+        problem = None if len(counts) >= 2 else f"every row carries the positive value {label.positive!r}"
+    where = f"values over {rows:,} rows: {seen}"
+    return {
+        "name": CLASSES_CHECK,
+        "severity": BLOCK,
+        "success": problem is None,
+        "message": f"label {label.name!r}: {problem}; {where}" if problem else f"label {label.name!r}: {where}",
+    }
 
 
 def _conflicts_check(conflicts: dict[str, Any], limit: float | None) -> dict[str, Any]:

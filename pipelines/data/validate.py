@@ -646,6 +646,7 @@ def validate_batches(batches: Batches, config: Config, docs_dir: Path) -> dict[s
         judged.append(entry)
     summary = summarise(judged, rows)
     report = labels.report(lambda: only or iter(batches), config.thresholds.validation)
+    report["checks"] = [labels.classes_check(), *report["checks"]]
     summary["labels"] = report
     for check in report["checks"]:
         if not check["success"]:

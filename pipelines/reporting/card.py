@@ -813,7 +813,7 @@ def _validation_html(part: dict[str, Any], base: Path) -> str:
         ]
         html += "<h3>Per partition</h3>" + _table(["day", "rows", "failed", "warnings"], rows)
     if part["label_checks"]:
-        html += "<h3>Label consistency</h3>" + _list(
+        html += "<h3>Labels</h3>" + _list(
             [
                 f"{'passed' if c.get('success') else 'FAILED'} ({c.get('severity')}): {c.get('message')}"
                 for c in part["label_checks"]

@@ -402,3 +402,37 @@ def test_a_bad_partition_in_a_later_batch_of_row_groups_blocks_naming_it(snapsho
 )
 def test_partitions_are_grouped_into_batches_up_to_the_row_budget(rows, budget, groups):
     assert validate.group_units(rows, budget) == groups
+
+
+@pytest.mark.parametrize(
+    ("label", "positive_rows", "blocked"),
+    [
+        # Adult's test file writes ">50K." where its train file writes ">50K"
+        ({"name": "income", "positive": ">50K.", "values": None}, None, "the positive value '>50K.' occurs in no row"),
+        ({"name": "income", "positive": ">50K", "values": None}, "all", "every row carries the positive value '>50K'"),
+        (
+            {"name": "income", "positive": None, "values": ["<=50K", ">50K", "unknown"]},
+            "none",
+            "only one of the classes",
+        ),
+        ({"name": "income", "positive": ">50K", "values": None}, None, None),
+    ],
+    ids=["misspelt-positive", "no-negative", "one-class", "both"],
+)
+def test_a_window_without_two_label_values_to_learn_from_is_blocked(window, tmp_path, label, positive_rows, blocked):
+    config, frame = window
+    frame = frame.copy()
+    if positive_rows:
+        frame["income"] = ">50K" if positive_rows == "all" else "<=50K"
+    path = write_config(tmp_path, {"data": {"window_days": 14}, "expectations": None, "schema": {"label": label}})
+
+    summary = validate_frame(frame, load_config(path), tmp_path / "docs")
+
+    check = summary["labels"]["checks"][0]
+    assert check["name"] == "label_classes" and check["success"] is (blocked is None)
+    counts = frame["income"].value_counts()
+    assert f"values over {len(frame):,} rows: '{counts.index[0]}' ({counts.iloc[0]:,})" in check["message"]
+    if blocked:
+        assert summary["success"] is False and any(blocked in m for m in summary["blocked"]), summary["blocked"]
+    else:
+        assert not any("label 'income'" in m for m in summary["blocked"])
