@@ -24,7 +24,9 @@ def screenshot(page: Path, out: Path, height: int = MAX_HEIGHT) -> Path:
     browser = next((found for name in BROWSERS if (found := shutil.which(name))), None)
     if browser is None:
         raise FileNotFoundError(f"no headless browser found (tried {', '.join(BROWSERS)}): apt-get install chromium")
-    with tempfile.TemporaryDirectory() as profile:  # a throwaway profile: nothing read from or left in $HOME
+    # A throwaway profile, nothing read from or left in $HOME; Chromium's helper processes may still be writing
+    # into it as they exit, which must not fail the screenshot.
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         subprocess.run(
             [
                 browser,

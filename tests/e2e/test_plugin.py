@@ -259,7 +259,8 @@ def screenshot(url: str, token: str, out: Path, wait: float) -> Path:
     from websockets.sync.client import connect
 
     browser = next(found for name in BROWSERS if (found := __import__("shutil").which(name)))
-    with tempfile.TemporaryDirectory() as profile:
+    # Chromium's helper processes may still write into the profile as it goes: its removal must not fail the test.
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         process = subprocess.Popen(
             [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--user-data-dir={profile}",
              "--remote-debugging-port=0", "--window-size=1280,1000", "about:blank"],
