@@ -306,6 +306,12 @@ class Schema(_Strict):
         """Names of the numeric features."""
         return [f.name for f in self.features if f.kind == "numeric"]
 
+    def cell(self, text: str) -> str:
+        """A value's text as every stage reads it (ingest from a CSV cell, the model server and monitoring from a
+        request): stripped of surrounding spaces, and "" when it spells a missing value."""
+        text = text.strip()
+        return "" if text in self.missing_values else text
+
     @property
     def model_features(self) -> list[Feature]:
         """The features the model reads: all but the audit-only ones."""

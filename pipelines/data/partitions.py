@@ -129,10 +129,8 @@ def _parse_row(
     if any(_UNDECODABLE in f for f in fields):
         return "not valid UTF-8", {}
     record: dict[str, Any] = {}
-    missing = {"", *schema.missing_values}
     for feature in schema.features:
-        raw = fields[position[feature.name]].strip()
-        raw = "" if raw in missing else raw
+        raw = schema.cell(fields[position[feature.name]])
         if feature.kind == "numeric" and raw:
             try:
                 record[feature.name] = float(raw)
@@ -141,8 +139,7 @@ def _parse_row(
         else:
             record[feature.name] = raw or None
     for name in [schema.label.name, *schema.label.annotators]:
-        raw = fields[position[name]].strip()
-        record[name] = "" if raw in missing else raw
+        record[name] = schema.cell(fields[position[name]])
     return None, record
 
 

@@ -220,12 +220,12 @@ def software_metrics(records: list[dict[str, Any]], seconds: float) -> dict[str,
 
 
 def _is_missing(value: Any, schema: Schema) -> bool:
-    """None, NaN, an empty string or one the schema's ``missing_values`` spell missing with (as ingest reads them)."""
+    """None, NaN, or a string that is empty or spells a missing value once read as ingest reads it (``Schema.cell``)."""
     if value is None:
         return True
     if isinstance(value, float):
         return math.isnan(value)
-    return isinstance(value, str) and value.strip() in {"", *schema.missing_values}
+    return isinstance(value, str) and not schema.cell(value)
 
 
 def _number(value: Any) -> float | None:
@@ -264,7 +264,7 @@ def _feature_quality(feature: Feature, values: list[Any], schema: Schema) -> dic
         )
     else:
         known = set(feature.values or [])
-        tokens = [str(v).strip() for v in present]  # as ingest and the model server read them
+        tokens = [schema.cell(str(v)) for v in present]  # as ingest and the model server read them
         unseen = Counter(t for t in tokens if known and t not in known)
         entry.update(
             unseen=sum(unseen.values()),
@@ -284,7 +284,7 @@ def feature_frame(rows: list[dict[str, Any]], schema: Schema) -> pd.DataFrame:
             numbers = [None if _is_missing(v, schema) else _number(v) for v in values]
             columns[feature.name] = [np.nan if n is None else n for n in numbers]
         else:
-            columns[feature.name] = [None if _is_missing(v, schema) else str(v).strip() for v in values]
+            columns[feature.name] = [None if _is_missing(v, schema) else schema.cell(str(v)) for v in values]
     frame = pd.DataFrame(columns, index=range(len(rows)))
     for name in schema.numeric:
         frame[name] = frame[name].astype(float)

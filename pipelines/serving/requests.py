@@ -32,13 +32,11 @@ def _hint(name: str, known: list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _check_value(where: str, value: Any, kind: str, missing: set[str]) -> Any:
-    """The value as ingest reads a CSV cell: a string stripped of surrounding spaces, None when it is null, empty or
-    spelled as the schema's ``missing_values``; a number for a numeric feature."""
+def _check_value(where: str, value: Any, kind: str, schema: Schema) -> Any:
+    """The value as ingest reads a CSV cell (``Schema.cell``): a string stripped of surrounding spaces, None when it
+    is null, empty or spelled as the schema's ``missing_values``; a number for a numeric feature."""
     if isinstance(value, str):
-        value = value.strip()
-        if value in missing:
-            return None
+        value = schema.cell(value) or None
     if value is None:
         return None
     if kind == "numeric":
@@ -81,7 +79,6 @@ def parse_predict(body: Any, schema: Schema, max_batch: int) -> tuple[pd.DataFra
     if unknown:
         raise RequestError(f"unknown request key(s) {unknown}")
     kinds = {f.name: f.kind for f in schema.model_features}
-    missing = {"", *schema.missing_values}
     if formats[0] == "instances":
         rows = body["instances"]
         if not isinstance(rows, list):
@@ -92,7 +89,7 @@ def parse_predict(body: Any, schema: Schema, max_batch: int) -> tuple[pd.DataFra
             if not isinstance(row, dict):
                 raise RequestError(f"instances[{i}]: expected an object of feature values")
             _check_names(f"instances[{i}]", row, schema)
-            records.append({k: _check_value(f"instances[{i}].{k}", row[k], kinds[k], missing) for k in kinds})
+            records.append({k: _check_value(f"instances[{i}].{k}", row[k], kinds[k], schema) for k in kinds})
         frame = pd.DataFrame.from_records(records, columns=list(kinds))
     else:
         columns = body["inputs"]
@@ -108,7 +105,7 @@ def parse_predict(body: Any, schema: Schema, max_batch: int) -> tuple[pd.DataFra
         _check_size(lengths.pop(), max_batch)
         frame = pd.DataFrame(
             {
-                k: [_check_value(f"inputs.{k}[{i}]", v, kinds[k], missing) for i, v in enumerate(columns[k])]
+                k: [_check_value(f"inputs.{k}[{i}]", v, kinds[k], schema) for i, v in enumerate(columns[k])]
                 for k in kinds
             }
         )
