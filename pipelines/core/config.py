@@ -8,12 +8,13 @@ working directory (Airflow workers, the CLI, tests).
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import logging
 import re
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -367,7 +368,7 @@ class DataSource(_Strict):
     root: Path = Field(description="Folder holding the daily partitions.")
     partition_pattern: str = Field("ds={date}/part-0.csv", description="Path of one day's CSV under root.")
     window_days: int = Field(ge=1, description="Days of partitions, ending at the logical date, to train on.")
-    test_fraction: float = Field(gt=0.0, lt=1.0)
+    test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="Share of the window's rows held out for testing.")
     split_seed: int = 0
     split: Split = Split()
 
@@ -403,7 +404,7 @@ class DataSource(_Strict):
 class IngestThresholds(_Strict):
     """What an ingest tolerates, over the window and in each partition."""
 
-    max_quarantine_fraction: float = Field(ge=0.0, le=1.0, description="Malformed share of the window's rows.")
+    max_quarantine_fraction: float = Field(0.05, ge=0.0, le=1.0, description="Malformed share of the window's rows.")
     max_partition_quarantine_fraction: float = Field(
         0.2, ge=0.0, le=1.0, description="Malformed share of any one partition's rows."
     )
@@ -428,7 +429,7 @@ class Tolerance(_Strict):
 class ValidationThresholds(_Strict):
     """Validation limits besides the per-column ones in the schema; the expectations file can refine them."""
 
-    min_rows: int = Field(ge=1, description="Rows the window must hold.")
+    min_rows: int = Field(500, ge=1, description="Rows the window must hold.")
     values: Tolerance = Field(
         Tolerance(window=0.001, partition=0.01),
         description="Share of rows allowed outside a feature's value set or range before the check fails.",
@@ -465,7 +466,7 @@ class Calibration(_Strict):
 class DriftThresholds(_Strict):
     """Which test judges each feature, when it counts as drifted, and when the dataset does."""
 
-    min_rows: int = Field(ge=1, description="Fewer rows on either side gives 'insufficient data'.")
+    min_rows: int = Field(200, ge=1, description="Fewer rows on either side gives 'insufficient data'.")
     large_sample: int = Field(
         1000, ge=1, description="From this many rows on both sides, distances replace the p-value tests."
     )
@@ -497,15 +498,17 @@ class GatePolicy(_Strict):
     """What a candidate must show to be promoted (see ``pipelines.decision.gate``)."""
 
     floors: dict[Metric, float] = Field(
+        default_factory=dict,
         description="Absolute minimum of each metric for the candidate. For a multi-class label precision, recall "
-        "and f1 are macro averages over the classes and roc_auc is the macro one-vs-rest AUC."
+        "and f1 are macro averages over the classes and roc_auc is the macro one-vs-rest AUC.",
     )
     primary_metric: Metric = Field(
+        "roc_auc",
         description="The metric of the comparison with the live model, overall and per slice (macro for a "
-        "multi-class label, as in floors)."
+        "multi-class label, as in floors).",
     )
-    max_regression: float = Field(ge=0.0, description="Non-inferiority margin against the live model.")
-    max_slice_regression: float = Field(ge=0.0, description="Tolerated regression against live on each slice.")
+    max_regression: float = Field(0.01, ge=0.0, description="Non-inferiority margin against the live model.")
+    max_slice_regression: float = Field(0.05, ge=0.0, description="Tolerated regression against live on each slice.")
     slice_rule: Literal["no_significant_regression", "non_inferiority"] = Field(
         "no_significant_regression",
         description="A slice fails when its regression beyond the tolerance is significant (default), or unless "
@@ -514,11 +517,13 @@ class GatePolicy(_Strict):
     slice_correction: Literal["holm", "bh", "none"] = Field(
         "holm", description="Correction for testing many slices (Holm: family-wise; bh: false discovery rate)."
     )
-    min_slice_size: int = Field(ge=1)
-    min_test_rows: int = Field(ge=1)
-    confidence: float = Field(gt=0.5, lt=1.0)
-    bootstrap_samples: int = Field(ge=50)
-    max_retrains: int = Field(ge=0, description="Automatic retrains after a failed candidate.")
+    min_slice_size: int = Field(
+        100, ge=1, description="Slices with fewer test rows are reported as insufficient evidence, not judged."
+    )
+    min_test_rows: int = Field(200, ge=1, description="Fewer test rows: the gate answers insufficient evidence.")
+    confidence: float = Field(0.95, gt=0.5, lt=1.0, description="Level of every bootstrap interval the gate reads.")
+    bootstrap_samples: int = Field(300, ge=50, description="Bootstrap resamples of the test split.")
+    max_retrains: int = Field(1, ge=0, description="Automatic retrains after a failed candidate.")
     warn_only: list[Literal["floors", "baseline", "non_inferiority", "slices", "fairness"]] = Field(
         default_factory=list,
         description="Check families that only warn when they fail (recorded as notes); the others block.",
@@ -601,10 +606,10 @@ class Fairness(FairnessLimits):
 class Thresholds(_Strict):
     """Every threshold of every check, in one place."""
 
-    ingest: IngestThresholds
-    validation: ValidationThresholds
-    drift: DriftThresholds
-    gate: GatePolicy
+    ingest: IngestThresholds = IngestThresholds()
+    validation: ValidationThresholds = ValidationThresholds()
+    drift: DriftThresholds = DriftThresholds()
+    gate: GatePolicy = GatePolicy()
     fairness: Fairness = Fairness()
 
 
@@ -644,11 +649,11 @@ class Training(_Strict):
     """The Keras model and how it is trained: layers, optimiser, early stopping, class weights, seed, a sanity
     check before the fit, and an optional warm start from the live model."""
 
-    epochs: int = Field(ge=1, description="Epochs to train (the most, with early_stopping).")
-    batch_size: int = Field(ge=1, description="Training rows per gradient step.")
-    learning_rate: float = Field(gt=0.0, description="Adam's learning rate.")
-    hidden_units: list[int] = Field(min_length=1, description="Units of each hidden ReLU layer, in order.")
-    embedding_dim: int = Field(ge=1, description="Size of the embedding of each integer-id input.")
+    epochs: int = Field(10, ge=1, description="Epochs to train (the most, with early_stopping).")
+    batch_size: int = Field(128, ge=1, description="Training rows per gradient step.")
+    learning_rate: float = Field(0.001, gt=0.0, description="Adam's learning rate.")
+    hidden_units: list[int] = Field([64, 32], min_length=1, description="Units of each hidden ReLU layer, in order.")
+    embedding_dim: int = Field(8, ge=1, description="Size of the embedding of each integer-id input.")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout rate after each hidden layer; 0: none.")
     early_stopping: EarlyStopping | None = Field(
         None,
@@ -699,7 +704,7 @@ class Tracking(_Strict):
     """MLflow: tracking URI, experiment and registered model name."""
 
     tracking_uri: str | None = Field(None, description="Defaults to SQLite under the artifact root.")
-    experiment: str
+    experiment: str | None = Field(None, description="Experiment name; defaults to the config's name.")
     registered_model: str | None = Field(None, description="Model registry name; defaults to the config's name.")
 
 
@@ -948,8 +953,8 @@ class Config(_Strict):
     protected_attributes: list[str] = Field(default_factory=list)
     tags: list[Tag] = Field(default_factory=list, description="Error-analysis rules besides the slice values.")
     baselines: Baselines = Baselines()
-    thresholds: Thresholds
-    training: Training
+    thresholds: Thresholds = Thresholds()
+    training: Training = Training()
     beam: Beam = Beam()
     artifact_root: Path = Field(
         description="Where every artifact lives: a folder, or an object-store URL (s3://bucket/prefix, gs://, "
@@ -960,7 +965,7 @@ class Config(_Strict):
         None, description="Set from a URL artifact_root: the object store the local folder mirrors (not set by hand)."
     )
     storage: Storage = Storage()
-    mlflow: Tracking
+    mlflow: Tracking = Tracking()
     deployment: Deployment = Deployment()
     serving: Serving = Serving()
     monitoring: Monitoring = Monitoring()
@@ -1062,6 +1067,41 @@ class Config(_Strict):
         return hashlib.sha256(self.model_dump_json(by_alias=True).encode()).hexdigest()[:16]
 
 
+def _message(error: Any) -> str:
+    """Pydantic's message, with the keys the config knows at that place for a key it does not."""
+    if error["type"] != "extra_forbidden":
+        return error["msg"]
+    known = _keys_at(error["loc"][:-1])
+    close = difflib.get_close_matches(str(error["loc"][-1]), known, n=1)
+    if close:
+        return f"unknown key (did you mean {close[0]!r}?)"
+    return f"unknown key (known here: {', '.join(known)})" if known else "unknown key"
+
+
+def _keys_at(loc: tuple[Any, ...]) -> list[str]:
+    """The keys the config accepts in the mapping at ``loc`` (empty where that cannot be told)."""
+    kind: Any = Config
+    keys = list(loc)
+    while True:
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            if not keys:
+                return [f.alias or n for n, f in kind.model_fields.items()]
+            key = keys.pop(0)
+            field = next((f for n, f in kind.model_fields.items() if key in (n, f.alias)), None)
+            if field is None:
+                return []
+            kind = field.annotation
+            continue
+        models = [a for a in get_args(kind) if isinstance(a, type) and issubclass(a, BaseModel)]
+        if len(models) != 1:
+            return []
+        if get_origin(kind) in (list, dict):  # a list or dict of models: the next key is an index or a dict key
+            if not keys:
+                return []
+            keys.pop(0)
+        kind = models[0]  # ... or an optional model
+
+
 def load_config(path: str | Path | None = None) -> Config:
     """Read and validate a YAML config (``DEFAULT_CONFIG`` when ``path`` is None or empty).
 
@@ -1084,7 +1124,7 @@ def load_config(path: str | Path | None = None) -> Config:
     try:
         config = Config.model_validate(raw, context={"base_dir": path.resolve().parent})
     except ValidationError as exc:
-        lines = [f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors()]
+        lines = [f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {_message(e)}" for e in exc.errors()]
         raise ConfigError(f"{path}: invalid config\n  " + "\n  ".join(lines)) from None
     if config.artifact_store:
         attach(config.artifact_store, config.artifact_root, config.storage.options, config.storage.lock_seconds)

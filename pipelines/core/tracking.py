@@ -83,17 +83,17 @@ def experiment_id(config: Config) -> str:
     """The experiment's id, creating it (with its artifact location) if needed; safe against a concurrent create."""
     from mlflow.exceptions import MlflowException
 
-    mlflow_client = client(config)
-    experiment = mlflow_client.get_experiment_by_name(config.mlflow.experiment)
+    mlflow_client, name = client(config), config.mlflow.experiment or config.name
+    experiment = mlflow_client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
     location = _artifact_location(config)
     try:
-        return mlflow_client.create_experiment(config.mlflow.experiment, artifact_location=location)
+        return mlflow_client.create_experiment(name, artifact_location=location)
     except MlflowException as exc:
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
-        return mlflow_client.get_experiment_by_name(config.mlflow.experiment).experiment_id  # created meanwhile
+        return mlflow_client.get_experiment_by_name(name).experiment_id  # created meanwhile
 
 
 def _this_process() -> str:

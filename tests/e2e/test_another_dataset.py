@@ -7,6 +7,7 @@ import subprocess
 import sys
 from datetime import date, timedelta
 
+import mlflow
 import numpy as np
 import pandas as pd
 import yaml
@@ -145,3 +146,26 @@ def test_the_local_runner_retrains_a_failed_candidate_then_holds(tmp_path):
     train = artifacts.read_metadata(uris["train"])
     assert train["attempt"] == 2 and train["seed"] == CONFIG["training"].get("seed", 0) + 1
     assert json.loads((tmp_path / "artifacts/runs/2026-03-04/gate/decision.json").read_text())["attempt"] == 2
+
+
+def test_a_config_naming_only_the_data_its_columns_and_an_artifact_root_runs_on_the_defaults(tmp_path):
+    minimal = {
+        "name": CONFIG["name"],
+        "data": {k: CONFIG["data"][k] for k in ("root", "partition_pattern", "window_days")},
+        "schema": CONFIG["schema"],
+        "artifact_root": "artifacts",
+    }
+    config_path = tmp_path / "loans.yaml"
+    config_path.write_text(yaml.safe_dump(minimal))
+    config = load_config(config_path)
+    write_loans(config.data.root, date(2026, 3, 1), days=4, rows=800)
+
+    run = run_cli("run", "--config", str(config_path), "--date", "2026-03-04")
+
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "decision   PROMOTE" in run.stdout, run.stdout[-2000:]
+    train = artifacts.read_metadata(artifacts.run_dir(config.artifact_root, date(2026, 3, 4)) / "train")
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'artifacts' / 'mlflow.db'}")
+    experiment = mlflow.get_experiment(mlflow.get_run(train["mlflow_run_id"]).info.experiment_id)
+    assert experiment.name == "loan-default"  # named as the config
+    assert read_state(config).live_record.ds == "2026-03-04"

@@ -80,22 +80,68 @@ def test_unknown_key_is_named_with_its_dotted_path(tmp_path):
 
     message = config_error(dump(tmp_path, raw))
 
-    assert "thresholds.gate.florrs" in message
-    assert "thresholds.gate.floors" in message  # and the key it replaced is now missing
+    assert "thresholds.gate.florrs: unknown key (did you mean 'floors'?)" in message
 
 
 @pytest.mark.parametrize(
-    ("section", "key"),
-    [("training", "epochs"), ("data", "window_days"), ("thresholds", "drift"), ("mlflow", "experiment")],
+    ("where", "typo", "line"),
+    [
+        # inside a list of features, a dict of per-feature overrides, an optional section
+        (
+            ("schema", "features", 0),
+            {"slicebins": [30]},
+            "schema.features.0.slicebins: unknown key (did you mean 'slice_bins'?)",
+        ),
+        (
+            ("thresholds", "drift"),
+            {"features": {"age": {"tst": "ks"}}},
+            "thresholds.drift.features.age.tst: unknown key (did you mean 'test'?)",
+        ),
+        (
+            ("training",),
+            {"early_stopping": {"patiense": 3}},
+            "training.early_stopping.patiense: unknown key (did you mean 'patience'?)",
+        ),
+        (
+            ("schema", "label"),
+            {"classes": ["a", "b"]},
+            "schema.label.classes: unknown key (known here: name, positive, values, annotators)",
+        ),
+    ],
 )
-def test_missing_required_key_is_named(tmp_path, section, key):
+def test_an_unknown_key_anywhere_gets_the_keys_known_there(tmp_path, where, typo, line):
     raw = adult_raw()
-    del raw[section][key]
+    place = raw
+    for step in where:
+        place = place[step]
+    place.update(typo)
+
+    assert f"  {line}" in config_error(dump(tmp_path, raw)).splitlines()
+
+
+@pytest.mark.parametrize("key", [("data", "window_days"), ("data", "root"), ("schema", "label"), ("artifact_root",)])
+def test_missing_required_key_is_named(tmp_path, key):
+    raw = adult_raw()
+    place = raw
+    for step in key[:-1]:
+        place = place[step]
+    del place[key[-1]]
 
     message = config_error(dump(tmp_path, raw))
 
-    assert f"{section}.{key}" in message
-    assert "Field required" in message
+    assert f"  {'.'.join(key)}: Field required" in message.splitlines()
+
+
+def test_a_config_of_data_schema_and_artifact_root_alone_takes_the_documented_defaults(tmp_path):
+    raw = adult_raw()
+    minimal = {k: raw[k] for k in ("name", "data", "schema", "artifact_root")}
+    minimal["data"] = {"root": "partitions", "window_days": 7}
+
+    config = load_config(dump(tmp_path, minimal))
+
+    assert config.thresholds.gate.floors == {}  # no floor: the gate still needs the majority-class baseline beaten
+    assert config.thresholds.gate.primary_metric == "roc_auc"  # defined for a binary and a multi-class label
+    assert config.tracking_uri == f"sqlite:///{config.artifact_root / 'mlflow.db'}"
 
 
 @pytest.mark.parametrize(
