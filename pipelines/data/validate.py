@@ -92,6 +92,7 @@ class Rule:
     severity: Severity = "block"
     window: float = 0.0
     partition: float = 0.0
+    fix: str = ""  # where the limit it breaks is set, for the failure message
 
     @property
     def key(self) -> tuple[str, str | None]:
@@ -123,16 +124,24 @@ def schema_rules(config: Config) -> list[Rule]:
     for f in schema.features:
         types = NUMERIC_TYPES if f.kind == "numeric" else STRING_TYPES
         rules.append(Rule("expect_column_values_to_be_in_type_list", f.name, {"type_list": types}))
+        share = "or thresholds.validation.values for the share tolerated"
         if f.max_missing < 1.0:
+            fix = f"to accept empty cells, raise max_missing of {f.name} in the schema"
             rules.append(
-                Rule("expect_column_values_to_not_be_null", f.name, {}, "block", f.max_missing, f.partition_missing)
+                Rule(
+                    "expect_column_values_to_not_be_null", f.name, {}, "block", f.max_missing, f.partition_missing, fix
+                )
             )
         if f.kind == "numeric" and (f.min is not None or f.max is not None):
             bounds = {"min_value": f.min, "max_value": f.max}
+            fix = f"the range is min/max of {f.name} in the schema, {share}"
             rules.append(
-                Rule("expect_column_values_to_be_between", f.name, bounds, "block", values.window, values.partition)
+                Rule(
+                    "expect_column_values_to_be_between", f.name, bounds, "block", values.window, values.partition, fix
+                )
             )
         if f.kind == "categorical" and f.values:
+            fix = f"the value set is values of {f.name} in the schema, {share}"
             rules.append(
                 Rule(
                     "expect_column_values_to_be_in_set",
@@ -141,6 +150,7 @@ def schema_rules(config: Config) -> list[Rule]:
                     "block",
                     values.window,
                     values.partition,
+                    fix,
                 )
             )
     label = schema.label
@@ -202,6 +212,7 @@ def load_rules(config: Config) -> list[Rule]:
             severity=entry.get("severity", base.severity),
             window=round(window, 12),
             partition=round(partition, 12),
+            fix=f"entry {number} of the expectations file {path.name} sets this check",
         )
     return list(rules.values())
 
@@ -479,6 +490,7 @@ def judge(rule: Rule, result: dict[str, Any], rows: Mapping[str, int]) -> dict[s
         "column": rule.column,
         "severity": rule.severity,
         "kwargs": {k: v for k, v in rule.kwargs.items() if k != "value_set"},
+        "fix": rule.fix,
     }
     if "unexpected_by_partition" not in result:  # an aggregate expectation: judged over the window only
         observed = result.get("observed_value")
@@ -550,7 +562,8 @@ def _messages(entry: dict[str, Any]) -> tuple[list[str], list[str]]:
         line = f"{entry['column'] or 'table'}: {entry['expectation']} failed" + (f" ({args})" if args else "")
         return ([line + (f": {seen}" if seen else "")] if not window["success"] else []), []
     what, tol = _what(entry), entry["tolerance"]
-    examples = f", e.g. {window['examples']}" if window["examples"] else ""
+    empty = entry["expectation"] == "expect_column_values_to_not_be_null"  # its examples are all empty
+    examples = f", e.g. {window['examples']}" if window["examples"] and not empty else ""
     failures, notes = [], []
     for ds, p in entry["partitions"].items():
         if not p["success"]:
@@ -561,9 +574,11 @@ def _messages(entry: dict[str, Any]) -> tuple[list[str], list[str]]:
     line = f"window: {window['unexpected']:,} of {window['rows']:,} rows ({window['share']:.2%}) {what}"
     if not window["success"]:
         failures.insert(0, f"{line} (tolerance {tol['window']:.1%}){examples}")
-    elif window["unexpected"] and not failures and entry["expectation"] != "expect_column_values_to_not_be_null":
+    elif window["unexpected"] and not failures and not empty:
         days = ", ".join(f"ds={ds}: {p['unexpected']}" for ds, p in entry["partitions"].items())
         notes.append(f"{line}, within tolerance {tol['window']:.1%} ({days}){examples}")
+    if failures and entry.get("fix"):
+        failures[0] += f" -- {entry['fix']}"
     return failures, notes
 
 
