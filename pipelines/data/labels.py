@@ -560,11 +560,17 @@ def _kappa_word(kappa: float) -> str:
 
 
 def _classes_check(label: Label, counts: dict[str, int], rows: int) -> dict[str, Any]:
-    """Whether the window holds something to learn: the positive value and another one (binary), or two classes."""
+    """Whether the window holds something to learn: the positive value and another one (binary), or every class."""
     shown = [f"{value!r} ({n:,})" for value, n in counts.items()]
     seen = ", ".join(shown[:5] + (["..."] if len(shown) > 5 else [])) or "none"
+    absent = [c for c in label.classes if c not in counts]
     if label.is_multiclass:
-        problem = None if len(counts) >= 2 else f"only one of the classes {label.classes} occurs"
+        problem = (
+            f"the class(es) {absent} of schema.label.values occur in no row: the model could not learn them, nor be "
+            "judged on them (is each spelled as the data writes it? or widen data.window_days)"
+            if absent
+            else None
+        )
     elif label.positive not in counts:
         problem = (
             f"the positive value {label.positive!r} occurs in no row (is schema.label.positive spelled as the "

@@ -106,6 +106,14 @@ def test_broken_snapshot_is_blocked_naming_column_partition_counts_and_examples(
     assert "window: 10 of 2,400 rows (0.42%) have age outside [17.0, 90.0] (tolerance 0.1%)" in message
     assert "ds=2026-01-01: 10 of 800 rows (1.2%) have sex outside the value set" in message and "Martian" in message
     assert "ds=2026-01-01: 800 of 800 rows (100.0%) have workclass empty (tolerance 20.0% per partition)" in message
+    # Each check's first line says where its limit is set; an empty cell has no example worth showing.
+    assert "(tolerance 0.1%), e.g. ['140.0'" in message
+    assert "-- the range is min/max of age in the schema, or thresholds.validation.values" in message
+    assert "-- the value set is values of sex in the schema" in message
+    assert (
+        "have workclass empty (tolerance 10.0%) -- to accept empty cells, raise max_missing of workclass in the "
+        "schema\n" in message
+    )
     assert "ds=2026-01-03" not in message and "education" not in message
     # The evidence is kept for the operator even though the run is blocked.
     result = json.loads((ValidationOutput(ctx.stage_dir(StageName.VALIDATE)).result_path).read_text())
@@ -204,7 +212,8 @@ def test_the_expectations_file_adds_relaxes_tightens_warns_and_turns_off(window,
     assert not any("age" in m for m in summary["blocked"]), "relaxed: 3.8% of a day is within partition_mostly 0.95"
     assert summary["blocked"] == [
         "window: 5 of 11,200 rows (0.04%) have sex outside the value set (tolerance 0.0%), "
-        "e.g. ['X', 'X', 'X', 'X', 'X']",
+        "e.g. ['X', 'X', 'X', 'X', 'X'] -- entry 2 of the expectations file "
+        f"{config.expectations.name} sets this check",
         "ds=2026-01-06: 5 of 800 rows (0.6%) have sex outside the value set (tolerance 0.0% per partition), "
         "e.g. ['X', 'X', 'X', 'X', 'X']",
     ]
@@ -413,11 +422,16 @@ def test_partitions_are_grouped_into_batches_up_to_the_row_budget(rows, budget, 
         (
             {"name": "income", "positive": None, "values": ["<=50K", ">50K", "unknown"]},
             "none",
-            "only one of the classes",
+            "the class(es) ['>50K', 'unknown'] of schema.label.values occur in no row",
+        ),
+        (
+            {"name": "income", "positive": None, "values": ["<=50K", ">50K", "unknown"]},
+            None,
+            "the class(es) ['unknown'] of schema.label.values occur in no row",
         ),
         ({"name": "income", "positive": ">50K", "values": None}, None, None),
     ],
-    ids=["misspelt-positive", "no-negative", "one-class", "both"],
+    ids=["misspelt-positive", "no-negative", "one-class", "a-class-absent", "both"],
 )
 def test_a_window_without_two_label_values_to_learn_from_is_blocked(window, tmp_path, label, positive_rows, blocked):
     config, frame = window
