@@ -25,7 +25,7 @@ DEMO_FIRST := 2026-01-14
 DEMO_SECOND := 2026-01-28
 DEMO_DRIFT := 2026-01-22..2026-01-28:covariate:age
 
-.PHONY: help install data demo demo-lifecycle test soak lint airflow-ui mlflow-ui clean bench-drift bench-quality bench-scale stack-down docs
+.PHONY: help install browser data demo demo-lifecycle test soak lint airflow-ui mlflow-ui clean bench-drift bench-quality bench-scale stack-down docs
 
 help:
 	@echo "make demo   - install, prepare the Adult partitions, run the training DAG for two dates"
@@ -82,8 +82,17 @@ demo-lifecycle: install $(AIRFLOW_HOME)/airflow.db
 	$(PY) -m pipelines lifecycle --config $(CONFIG) $(LIFECYCLE_ARGS) || exit 1; \
 	echo; echo "The lifecycle demo took $$(( $$(date +%s) - start ))s. Logs of every Airflow run: .artifacts/lifecycle/logs/"
 
-test: install lint
+test: install lint browser
 	$(PY) -m pytest tests
+
+# Headless Chromium (Debian's package) for the browser tests and `card --screenshot`; installed once, as root or
+# through sudo, when no Chromium is on the PATH.
+browser:
+	@command -v chromium > /dev/null || command -v chromium-browser > /dev/null || command -v google-chrome > /dev/null || { \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  install="$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium"; \
+	  echo "installing Chromium: $$install"; \
+	  $$install > /dev/null || { $$sudo apt-get update -q > /dev/null && $$install > /dev/null; }; }
 
 soak: install
 	$(PY) tests/reliability/kill_trials.py --trials $${TRIALS:-100}
