@@ -1032,6 +1032,8 @@ def _slices_html(part: dict[str, Any]) -> str:
     if not part.get("available"):
         return _unavailable(part)
     metric = part["metric"]
+    if not part["slices"]:
+        return "<p>No slices configured: list feature combinations under <code>slices</code> in the config.</p>"
     html = (
         f"<p>{escape(metric)} per group with its interval; groups under {part['min_slice_size']} test rows "
         "are shown but not gated.</p>"
@@ -1190,6 +1192,8 @@ def _error_analysis_html(part: dict[str, Any]) -> str:
                 _num_cell(escape(_signed(t.get("room"), 4))),
             ]
         )
+    if not rows:
+        return html + "<p>No tags: configure <code>slices</code> or <code>tags</code> rules to see errors by group.</p>"
     head = ["tag", "defined by", "rows", "share of data", "error rate", "share of errors", "baselines' errors", "room"]
     html += _table(head, rows[:TOP_TAGS])
     if len(rows) > TOP_TAGS:

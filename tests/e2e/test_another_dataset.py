@@ -169,3 +169,5 @@ def test_a_config_naming_only_the_data_its_columns_and_an_artifact_root_runs_on_
     experiment = mlflow.get_experiment(mlflow.get_run(train["mlflow_run_id"]).info.experiment_id)
     assert experiment.name == "loan-default"  # named as the config
     assert read_state(config).live_record.ds == "2026-03-04"
+    card = (artifacts.run_dir(config.artifact_root, date(2026, 3, 4)) / "card" / "run_card.html").read_text()
+    assert "No slices configured" in card and "No tags: configure" in card  # not an empty table
