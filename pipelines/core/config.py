@@ -520,7 +520,12 @@ class GatePolicy(_Strict):
     min_slice_size: int = Field(
         100, ge=1, description="Slices with fewer test rows are reported as insufficient evidence, not judged."
     )
-    min_test_rows: int = Field(200, ge=1, description="Fewer test rows: the gate answers insufficient evidence.")
+    min_test_rows: int = Field(
+        100,
+        ge=1,
+        description="Fewer test rows: the gate answers insufficient evidence (100 is the test split of the least "
+        "window validation.min_rows lets through, at the default test_fraction).",
+    )
     confidence: float = Field(0.95, gt=0.5, lt=1.0, description="Level of every bootstrap interval the gate reads.")
     bootstrap_samples: int = Field(300, ge=50, description="Bootstrap resamples of the test split.")
     max_retrains: int = Field(1, ge=0, description="Automatic retrains after a failed candidate.")

@@ -120,7 +120,8 @@ def expectation_class(name: str) -> Any:
 def schema_rules(config: Config) -> list[Rule]:
     """The rules implied by the config's schema and validation thresholds."""
     schema, values = config.data_schema, config.thresholds.validation.values
-    rules = [Rule("expect_table_row_count_to_be_between", kwargs={"min_value": config.thresholds.validation.min_rows})]
+    least = {"min_value": config.thresholds.validation.min_rows}
+    rules = [Rule("expect_table_row_count_to_be_between", kwargs=least, fix="thresholds.validation.min_rows sets it")]
     for f in schema.features:
         types = NUMERIC_TYPES if f.kind == "numeric" else STRING_TYPES
         rules.append(Rule("expect_column_values_to_be_in_type_list", f.name, {"type_list": types}))
@@ -560,7 +561,8 @@ def _messages(entry: dict[str, Any]) -> tuple[list[str], list[str]]:
         seen = f"observed {window['observed']}" if window.get("observed") is not None else window.get("error", "")
         args = ", ".join(f"{k}={v}" for k, v in entry["kwargs"].items())
         line = f"{entry['column'] or 'table'}: {entry['expectation']} failed" + (f" ({args})" if args else "")
-        return ([line + (f": {seen}" if seen else "")] if not window["success"] else []), []
+        line += (f": {seen}" if seen else "") + (f" -- {entry['fix']}" if entry.get("fix") else "")
+        return ([line] if not window["success"] else []), []
     what, tol = _what(entry), entry["tolerance"]
     empty = entry["expectation"] == "expect_column_values_to_not_be_null"  # its examples are all empty
     examples = f", e.g. {window['examples']}" if window["examples"] and not empty else ""

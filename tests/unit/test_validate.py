@@ -126,7 +126,10 @@ def test_too_few_rows_fail_the_table_expectation(snapshot):
     ctx, snapshot_uri = snapshot
     IngestOutput(snapshot_uri).read_snapshot().head(100).to_parquet(IngestOutput(snapshot_uri).snapshot, index=False)
 
-    with pytest.raises(ValidationFailed, match=r"table: expect_table_row_count_to_be_between failed .*observed 100"):
+    expected = (
+        r"table: expect_table_row_count_to_be_between failed .*observed 100 -- thresholds.validation.min_rows sets it\n"
+    )
+    with pytest.raises(ValidationFailed, match=expected):
         validate_snapshot(ctx, snapshot_uri)
 
 
@@ -218,8 +221,8 @@ def test_the_expectations_file_adds_relaxes_tightens_warns_and_turns_off(window,
         "e.g. ['X', 'X', 'X', 'X', 'X']",
     ]
     assert (
-        "hours_per_week: expect_column_mean_to_be_between failed (max_value=60, min_value=50): observed 40.49"
-        in summary["warnings"]
+        "hours_per_week: expect_column_mean_to_be_between failed (max_value=60, min_value=50): observed 40.49 -- "
+        f"entry 3 of the expectations file {config.expectations.name} sets this check" in summary["warnings"]
     ), summary["warnings"]
     assert any(w.startswith("window: 30 of 11,200 rows (0.27%) have age outside") for w in summary["warnings"])
     checked = {(e["expectation"], e["column"]) for e in summary["expectations"]}
