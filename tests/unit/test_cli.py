@@ -53,6 +53,14 @@ def test_invalid_config_exits_2_naming_the_key(tmp_path):
     assert "training.epochs" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_date_not_written_as_iso_is_refused_with_the_form_it_needs(tmp_path):
+    config = str(write_config(tmp_path, SMALL))
+    for args in (("run", "--date", "2026-13-04"), ("summary", "--date", "14/01/2026")):
+        result = cli(*args, "--config", config)
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert f"argument --date: '{args[2]}' is not a date: write it as YYYY-MM-DD" in result.stderr
+
+
 def test_stage_without_its_inputs_says_what_to_run_first(tmp_path):
     config = write_config(tmp_path, SMALL)
     result = cli("train", "--config", str(config), "--date", "2026-01-03")
