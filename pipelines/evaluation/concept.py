@@ -185,8 +185,8 @@ def concept_drift(
     who = f"live model {live.version}"
     if len(rows) < policy.min_test_rows:
         message = (
-            f"only {len(rows):,} of the window's {len(window):,} rows are dated after {who}'s data ({live.ds}), "
-            f"need >= {policy.min_test_rows}: concept drift not judged"
+            f"only {len(rows):,} of the window's {report['window_rows']:,} rows are dated after {who}'s data "
+            f"({live.ds}), need >= {policy.min_test_rows}: concept drift not judged"
         )
         return {"verdict": ConceptVerdict.INSUFFICIENT_DATA, "message": message, **report}
     if len(np.unique(y)) < 2:

@@ -262,3 +262,13 @@ def test_evaluation_streams_the_test_split_and_gives_the_same_report(live, monke
     monkeypatch.setattr(evaluate, "SIMPLE_MODEL_ROWS", 500)
     simple = EvaluationOutput(evaluate_model(ctx, transform_uri, train_uri)).report()["baselines"]["rows"]
     assert 0.75 < simple["simple_model"]["metrics"]["roc_auc"] < 1.0
+
+
+def test_given_only_the_new_rows_the_message_counts_the_whole_window(live, windows):
+    config, record, _, _ = live
+    full = windows["05"]
+    new = full[full[SOURCE_DS].astype(str) > LIVE_DS].iloc[:40]  # as check_concept_drift reads them
+
+    report = concept_drift(new, record, OfflinePerformance({"roc_auc": 0.9}), config, window_rows=len(full))
+
+    assert f"only 40 of the window's {len(full):,} rows are dated after" in report["message"]
