@@ -130,7 +130,13 @@ def schema_rules(config: Config) -> list[Rule]:
             fix = f"to accept empty cells, raise max_missing of {f.name} in the schema"
             rules.append(
                 Rule(
-                    "expect_column_values_to_not_be_null", f.name, {}, "block", f.max_missing, f.partition_missing, fix
+                    "expect_column_values_to_not_be_null",
+                    f.name,
+                    {},
+                    "block",
+                    f.max_missing,
+                    f.partition_missing,
+                    fix=fix,
                 )
             )
         if f.kind == "numeric" and (f.min is not None or f.max is not None):
@@ -138,7 +144,13 @@ def schema_rules(config: Config) -> list[Rule]:
             fix = f"the range is min/max of {f.name} in the schema, {share}"
             rules.append(
                 Rule(
-                    "expect_column_values_to_be_between", f.name, bounds, "block", values.window, values.partition, fix
+                    "expect_column_values_to_be_between",
+                    f.name,
+                    bounds,
+                    "block",
+                    values.window,
+                    values.partition,
+                    fix=fix,
                 )
             )
         if f.kind == "categorical" and f.values:
@@ -151,7 +163,7 @@ def schema_rules(config: Config) -> list[Rule]:
                     "block",
                     values.window,
                     values.partition,
-                    fix,
+                    fix=fix,
                 )
             )
     label = schema.label
