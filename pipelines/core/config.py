@@ -265,6 +265,8 @@ class Schema(_Strict):
     def _unique(self) -> Schema:
         names = [f.name for f in self.features] + [self.label.name] + self.label.annotators
         dupes = sorted({n for n in names if names.count(n) > 1})
+        if self.label.name in (f.name for f in self.features):
+            raise ValueError(f"{self.label.name!r} is the label: it cannot also be a feature")
         if dupes:
             raise ValueError(f"duplicate column names: {dupes}")
         if not self.model_features:

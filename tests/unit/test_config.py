@@ -212,9 +212,18 @@ def test_categorical_feature_with_numeric_range_is_rejected(tmp_path):
 
 def test_duplicate_column_is_rejected(tmp_path):
     raw = adult_raw()
+    raw["schema"]["features"].append({"name": "sex", "kind": "categorical"})
+
+    assert "duplicate column names: ['sex']" in config_error(dump(tmp_path, raw))
+
+
+def test_the_label_listed_as_a_feature_is_named_as_such(tmp_path):
+    raw = adult_raw()
     raw["schema"]["features"].append({"name": "income", "kind": "categorical"})
 
-    assert "duplicate column names: ['income']" in config_error(dump(tmp_path, raw))
+    assert "schema: Value error, 'income' is the label: it cannot also be a feature" in config_error(
+        dump(tmp_path, raw)
+    )
 
 
 def test_missing_file_is_a_config_error(tmp_path):
