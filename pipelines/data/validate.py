@@ -169,7 +169,8 @@ def schema_rules(config: Config) -> list[Rule]:
     label = schema.label
     rules.append(Rule("expect_column_values_to_not_be_null", label.name))
     if label.values:
-        rules.append(Rule("expect_column_values_to_be_in_set", label.name, {"value_set": label.values}))
+        fix = "the label's value set is schema.label.values (a new class needs a model that knows it)"
+        rules.append(Rule("expect_column_values_to_be_in_set", label.name, {"value_set": label.values}, fix=fix))
         for name in label.annotators:
             rules.append(Rule("expect_column_values_to_be_in_set", name, {"value_set": label.values}, "warn"))
     return rules

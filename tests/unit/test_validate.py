@@ -148,6 +148,21 @@ def test_one_bad_day_is_judged_on_its_own_rows_not_diluted_by_the_window(window,
     assert summary["partitions"]["2026-01-10"]["failed"] == 1
 
 
+def test_a_label_value_outside_its_set_blocks_and_says_where_the_set_is_declared(window, tmp_path):
+    config, frame = window
+    frame = frame.copy()
+    frame.loc[day(frame, "2026-01-10")[:30], "income"] = ">50K."  # as Adult's test file spells it
+
+    summary = validate_frame(frame, config, tmp_path / "docs")
+
+    assert (
+        "window: 30 of 11,200 rows (0.27%) have income outside the value set (tolerance 0.0%), e.g. ['>50K.'"
+        in summary["blocked"][0]
+    )
+    assert summary["blocked"][0].endswith("-- the label's value set is schema.label.values (a new class needs a "
+                                          "model that knows it)")  # fmt: skip
+
+
 def test_a_day_of_unseen_categories_is_reported_with_the_days_share(window, tmp_path):
     config, frame = window
     frame = frame.copy()
