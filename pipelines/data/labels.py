@@ -563,8 +563,8 @@ def _classes_check(label: Label, counts: dict[str, int], rows: int) -> dict[str,
     """Whether the window holds something to learn: the positive value and another one (binary), or every class."""
     shown = [f"{value!r} ({n:,})" for value, n in counts.items()]
     seen = ", ".join(shown[:5] + (["..."] if len(shown) > 5 else [])) or "none"
-    absent = [c for c in label.classes if c not in counts]
     if label.is_multiclass:
+        absent = [c for c in label.classes if c not in counts]
         problem = (
             f"the class(es) {absent} of schema.label.values occur in no row: the model could not learn them, nor be "
             "judged on them (is each spelled as the data writes it? or widen data.window_days)"

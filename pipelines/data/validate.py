@@ -122,10 +122,10 @@ def schema_rules(config: Config) -> list[Rule]:
     schema, values = config.data_schema, config.thresholds.validation.values
     least = {"min_value": config.thresholds.validation.min_rows}
     rules = [Rule("expect_table_row_count_to_be_between", kwargs=least, fix="thresholds.validation.min_rows sets it")]
+    share = "or thresholds.validation.values for the share tolerated"
     for f in schema.features:
         types = NUMERIC_TYPES if f.kind == "numeric" else STRING_TYPES
         rules.append(Rule("expect_column_values_to_be_in_type_list", f.name, {"type_list": types}))
-        share = "or thresholds.validation.values for the share tolerated"
         if f.max_missing < 1.0:
             fix = f"to accept empty cells, raise max_missing of {f.name} in the schema"
             rules.append(
