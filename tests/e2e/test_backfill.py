@@ -186,6 +186,7 @@ def airflow(tmp_path, case):
     shutil.rmtree(home / "logs", ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_new_data_trains_and_promotes_then_a_backfill_leaves_the_live_model_and_both_slots_alone(airflow, case):
     # 1. Ingestion (hourly; triggered here rather than waiting for the hour) sees the newest partition and emits
     # ct://case/raw with its date; that event starts a training run.

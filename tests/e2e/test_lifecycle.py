@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from conftest import ADULT_CONFIG, ADULT_WHEEL
 
 from pipelines.core.config import load_config
@@ -15,6 +16,7 @@ from pipelines.lifecycle import Lifecycle
 from pipelines.monitoring.loop import ledger_path
 
 
+@pytest.mark.slow
 def test_the_loop_closes_by_itself(airflow_db, tmp_path):
     demo = Lifecycle(ADULT_CONFIG, tmp_path / "lifecycle", ADULT_WHEEL, small=True)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from kill_trials import CANDIDATES, STEPS, check, run_trials
 
 from pipelines.core.config import load_config
@@ -15,6 +16,7 @@ from pipelines.core.contracts import StageName
 from pipelines.core.outputs import TrainOutput
 
 
+@pytest.mark.slow
 def test_random_kills_leave_state_valid_outputs_whole_and_the_next_run_working(tmp_path):
     trials = int(os.environ.get("KILL_TRIALS", "16"))
 
