@@ -857,7 +857,8 @@ class Monitoring(_Strict):
         ge=0.0,
         le=1.0,
         description="Largest gap between the share of positive predictions and the positive label rate of the "
-        "live model's training rows (None: not checked).",
+        "live model's training rows; for a multi-class label, between any class's share of the predictions and "
+        "its share of the training labels (None: not checked).",
     )
     min_labelled_rows: int = Field(
         200, ge=1, description="Labelled answered rows needed before accuracy and AUC are judged against offline."

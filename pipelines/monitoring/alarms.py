@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
-from pipelines.core.config import Config
+from pipelines.core.config import Config, Monitoring
 from pipelines.core.contracts import ConceptVerdict, DriftVerdict
 from pipelines.core.prediction_log import PREDICTIONS
 
@@ -51,6 +51,7 @@ class AlarmName(StrEnum):
     UNSEEN_CATEGORIES = "unseen_rate"
     DATA_DRIFT = "data_drift"
     POSITIVE_RATE = "positive_rate"
+    CLASS_SHARE = "class_share"
     PERFORMANCE = "performance"
 
 
@@ -282,6 +283,7 @@ def _output_alarms(config: Config, report: dict[str, Any]) -> list[Alarm]:
                 f"(monitoring.max_error_rate)",
             )
         )
+    found += _class_share_alarms(limits, report)
     rate = clients["positive_rate"]
     if rate is None:
         return found
@@ -314,6 +316,33 @@ def _output_alarms(config: Config, report: dict[str, Any]) -> list[Alarm]:
             )
         )
     return found
+
+
+def _class_share_alarms(limits: Monitoring, report: dict[str, Any]) -> list[Alarm]:
+    """A multi-class label's output check: the class whose share of the predictions is furthest from its share of
+    the training labels, against ``monitoring.max_positive_rate_shift``."""
+    shift, size, name = (
+        limits.max_positive_rate_shift,
+        report["headline"].get("class_share_gap"),
+        report["headline"].get("class_share_gap_class"),
+    )
+    if shift is None or size is None or size <= shift:
+        return []
+    clients, reference = report["outputs"]["clients"], report["outputs"]["reference_class_shares"]
+    share = clients["class_shares"][name]
+    version = (report.get("model") or {}).get("version", "?")
+    return [
+        Alarm(
+            AlarmName.CLASS_SHARE,
+            Severity.WARN,
+            f"outputs.class_share_shift.{name}",
+            round(share - reference[name], 6),
+            shift,
+            f"clients got class {name!r} in {_pct(share)} of the predictions over {clients['rows']} rows against "
+            f"{_pct(reference[name])} of the training labels of live model {version}: a gap of {size * 100:.1f} "
+            f"points, above {shift * 100:g} (monitoring.max_positive_rate_shift)",
+        )
+    ]
 
 
 def _performance_alarms(config: Config, report: dict[str, Any]) -> list[Alarm]:

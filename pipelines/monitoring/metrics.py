@@ -13,8 +13,8 @@ feedback (delayed labels) that arrived before ``now``, and returns a JSON-ready 
   (``pipelines.data.drift_compare.compare`` with ``thresholds.drift``; "insufficient_data" below its
   ``min_rows``);
 - **outputs**, for clients and per version (shadow answers apart): a histogram of the predicted
-  probability, the positive share, failed and empty answers (status 200 without a usable prediction),
-  beside the positive label rate of the model's training rows;
+  probability, the positive share (a multi-class label: each class's share), failed and empty answers (status
+  200 without a usable prediction), beside the positive label rate (each class's share) of the model's training rows;
 - **performance** once labels have arrived, per version (shadow answers count for their version: each
   is that version's prediction on a real request): accuracy and ROC AUC with bootstrap intervals, and
   concept drift judged as the training pipeline judges it (``pipelines.evaluation.concept.judge``: the
@@ -105,17 +105,12 @@ def monitor(config: Config, start: datetime, end: datetime, now: datetime | None
         },
         "software": software_metrics(records, seconds),
         "inputs": input_metrics(config, client_rows, reference, model),
-        "outputs": output_metrics(records, rows, config.monitoring.histogram_bins),
+        "outputs": output_metrics(records, rows, config.monitoring.histogram_bins, _classes(config)),
         "performance": performance(config, rows, _labels(feedback), model),
         "settings": {"monitoring": config.monitoring.model_dump(), "drift": config.thresholds.drift.model_dump()},
     }
     report["outputs"]["reference_positive_rate"] = _positive_rate(config, reference)
-    if config.data_schema.label.is_multiclass:  # ``class`` is a class id there, not a positive prediction
-        for entry in [
-            report["outputs"]["clients"],
-            *(w for v in report["outputs"]["by_version"].values() for w in v.values()),
-        ]:
-            entry["positives"] = entry["positive_rate"] = None
+    report["outputs"]["reference_class_shares"] = _class_shares(config, reference)
     report["headline"] = headline(report)
     log.info(
         "monitoring %s .. %s: %d client requests, %d labelled rows, drift %s",
@@ -346,12 +341,20 @@ def _histogram(probabilities: list[float], bins: int) -> dict[str, Any]:
     return {"edges": [_round(e) for e in edges], "counts": [int(c) for c in counts]}
 
 
-def _outputs(records: list[dict[str, Any]], rows: list[dict[str, Any]], bins: int) -> dict[str, Any]:
+def _outputs(
+    records: list[dict[str, Any]], rows: list[dict[str, Any]], bins: int, classes: list[str] | None
+) -> dict[str, Any]:
     answered = [r for r in rows if r["row"] is not None]
     probabilities = [float(r["probability"]) for r in answered if _number(r.get("probability")) is not None]
     failed = sum(r.get("status") != 200 for r in records)
     empty = sum(1 for r in rows if r["row"] is None and r.get("status") == 200)
-    positives = sum(r.get("class") == 1 for r in answered)
+    if classes is None:
+        positives: int | None = sum(r.get("class") == 1 for r in answered)
+        class_shares = None
+    else:  # ``class`` is a class id: each class's share of the predictions, and no positive class
+        positives = None
+        counts = [sum(r.get("class") == i for r in answered) for i in range(len(classes))]
+        class_shares = {name: _share(count, len(answered)) for name, count in zip(classes, counts, strict=True)}
     return {
         "requests": len(records),
         "rows": len(answered),
@@ -360,15 +363,18 @@ def _outputs(records: list[dict[str, Any]], rows: list[dict[str, Any]], bins: in
         "empty": empty,
         "empty_share": _share(empty, len(records)),
         "positives": positives,
-        "positive_rate": _share(positives, len(answered)),
+        "positive_rate": None if positives is None else _share(positives, len(answered)),
+        "class_shares": class_shares,
         "mean_probability": _round(float(np.mean(probabilities))) if probabilities else None,
         "histogram": _histogram(probabilities, bins),
     }
 
 
-def output_metrics(records: list[dict[str, Any]], rows: list[dict[str, Any]], bins: int) -> dict[str, Any]:
-    """Prediction distribution, positive share, failed and empty answers: for clients, and per version and
-    audience (``clients`` or ``shadow``)."""
+def output_metrics(
+    records: list[dict[str, Any]], rows: list[dict[str, Any]], bins: int, classes: list[str] | None = None
+) -> dict[str, Any]:
+    """Prediction distribution, positive share (or, for a multi-class label, each of ``classes``' share), failed and
+    empty answers: for clients, and per version and audience (``clients`` or ``shadow``)."""
 
     def audience(item: dict[str, Any]) -> str:
         return "shadow" if item.get("role") == SHADOW else "clients"
@@ -378,12 +384,13 @@ def output_metrics(records: list[dict[str, Any]], rows: list[dict[str, Any]], bi
     for version, who in keys:
         mine = [r for r in records if str(r.get("version") or "") == version and audience(r) == who]
         my_rows = [r for r in rows if str(r.get("version") or "") == version and audience(r) == who]
-        by_version.setdefault(version, {})[who] = _outputs(mine, my_rows, bins)
+        by_version.setdefault(version, {})[who] = _outputs(mine, my_rows, bins, classes)
     return {
         "clients": _outputs(
             [r for r in records if r.get("role") in CLIENT_ROLES],
             [r for r in rows if r.get("role") in CLIENT_ROLES],
             bins,
+            classes,
         ),
         "by_version": by_version,
     }
@@ -394,6 +401,30 @@ def _positive_rate(config: Config, reference: pd.DataFrame | None) -> float | No
     if reference is None or label.name not in reference or not len(reference) or label.is_multiclass:
         return None  # a multi-class label has no positive class to compare a positive prediction rate with
     return _round(float((reference[label.name].astype(object) == label.positive).mean()))
+
+
+def _classes(config: Config) -> list[str] | None:
+    """A multi-class label's class values in class-id order (what ``class`` in an answer indexes); None if binary."""
+    label = config.data_schema.label
+    return list(label.classes) if label.is_multiclass else None
+
+
+def _class_shares(config: Config, reference: pd.DataFrame | None) -> dict[str, float | None] | None:
+    """Each class's share of a multi-class label in the live model's training rows; None for a binary label."""
+    classes, label = _classes(config), config.data_schema.label.name
+    if classes is None or reference is None or label not in reference or not len(reference):
+        return None
+    values = reference[label].astype(object)
+    return {name: _round(float((values == name).mean())) for name in classes}
+
+
+def _class_share_gap(
+    shares: dict[str, float | None] | None, reference: dict[str, float] | None
+) -> tuple[float, str] | None:
+    """The largest gap between a class's share of the predictions and of the training labels, and its class."""
+    if not shares or not reference or any(v is None for v in shares.values()):
+        return None
+    return max((round(abs(shares[c] - reference[c]), 6), c) for c in shares if c in reference)
 
 
 def _labels(feedback: list[dict[str, Any]]) -> dict[tuple[str, int], str]:
@@ -586,9 +617,14 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
         "drift_verdict": drift["verdict"],
         "positive_rate": outputs["positive_rate"],
         "reference_positive_rate": report["outputs"].get("reference_positive_rate"),
+        "class_share_gap": None,
+        "class_share_gap_class": None,
         "labelled_rows": judged.get("rows", 0),
         "model": model,
     }
+    gap = _class_share_gap(outputs.get("class_shares"), report["outputs"].get("reference_class_shares"))
+    if gap is not None:
+        line["class_share_gap"], line["class_share_gap_class"] = gap
     for key in ("missing_rate", "out_of_range_rate", "unseen_rate"):
         line[key], line[f"{key}_feature"] = _max_feature(features, key)
     for metric in JUDGED_METRICS:

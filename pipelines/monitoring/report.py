@@ -238,7 +238,9 @@ def build_series(documents: list[dict[str, Any]]) -> list[Series]:
             fmt_share,
             low_limits=[drift_limit(d, "warn_share") for d in documents],
         ),
-        Series(
+        _class_share_series(documents, values)
+        if any(_class_shares(d) is not None for d in documents)
+        else Series(
             "Positive prediction rate",
             "tolerated: the training rows' positive label rate +- monitoring.max_positive_rate_shift",
             values("positive_rate"),
@@ -250,6 +252,23 @@ def build_series(documents: list[dict[str, Any]]) -> list[Series]:
         performance("accuracy", "Accuracy (labelled rows)"),
         performance("roc_auc", "ROC AUC (labelled rows)"),
     ]
+
+
+def _class_shares(document: dict[str, Any]) -> dict[str, float | None] | None:
+    """Each class's share of the clients' predictions (a multi-class label), or None (a binary one)."""
+    return document["outputs"]["clients"].get("class_shares")
+
+
+def _class_share_series(documents: list[dict[str, Any]], values: Callable[[str], list[Any]]) -> Series:
+    return Series(
+        "Largest class share gap",
+        "the class whose share of the predictions is furthest from its share of the training labels; limit: "
+        "monitoring.max_positive_rate_shift",
+        values("class_share_gap"),
+        [_setting(d, "max_positive_rate_shift") for d in documents],
+        [_alarmed(d, AlarmName.CLASS_SHARE) for d in documents],
+        fmt_share,
+    )
 
 
 def _tick_label(start: str) -> str:
@@ -445,7 +464,7 @@ def _inputs_html(inputs: dict[str, Any]) -> str:
     return f'<p class="note">{escape(inputs["drift"].get("summary", ""))}</p>' + _table(head, rows, classes)
 
 
-def _histogram_svg(histogram: dict[str, Any]) -> str:
+def _histogram_svg(histogram: dict[str, Any], of: str) -> str:
     counts, edges = histogram["counts"], histogram["edges"]
     if not sum(counts):
         return '<p class="note">No answered rows.</p>'
@@ -468,37 +487,54 @@ def _histogram_svg(histogram: dict[str, Any]) -> str:
         )
     parts.append(
         f'<text x="{left + plot_w / 2}" y="{top + plot_h + 34}" text-anchor="middle">predicted probability of the '
-        "positive class (rows)</text></svg>"
+        f"{of} (rows)</text></svg>"
     )
     return "".join(parts)
 
 
 def _outputs_html(outputs: dict[str, Any]) -> str:
-    rows = []
-    for version, audiences in outputs["by_version"].items():
-        for who, o in audiences.items():
-            rows.append(
-                [escape(version), escape(who)]
-                + [
-                    escape(v)
-                    for v in (
-                        _fmt_count(o["requests"]),
-                        _fmt_count(o["rows"]),
-                        fmt_share(o["positive_rate"]),
-                        fmt_number(o["mean_probability"]),
-                        fmt_share(o["failed_share"]),
-                        fmt_share(o["empty_share"]),
-                    )
-                ]
-            )
+    """The clients' predictions against the training labels, their histogram, and a row per version and audience:
+    the positive share (binary label) or each class's share (multi-class)."""
     clients = outputs["clients"]
-    reference = outputs.get("reference_positive_rate")
-    note = (
-        f"Clients got {fmt_share(clients['positive_rate'])} positive predictions over {clients['rows']:,} rows; "
-        f"the model's training rows hold {fmt_share(reference)} positive labels."
-    )
-    head = ["version", "audience", "requests", "rows", "positive", "mean probability", "failed", "empty"]
-    return f'<p class="note">{escape(note)}</p>' + _histogram_svg(clients["histogram"]) + _table(head, rows)
+    classes = list(clients["class_shares"]) if clients.get("class_shares") is not None else None
+
+    def shares(o: dict[str, Any]) -> list[str]:
+        if classes is None:
+            return [fmt_share(o["positive_rate"])]
+        return [fmt_share((o.get("class_shares") or {}).get(c)) for c in classes]
+
+    rows = [
+        [escape(version), escape(who)]
+        + [
+            escape(v)
+            for v in (
+                _fmt_count(o["requests"]),
+                _fmt_count(o["rows"]),
+                *shares(o),
+                fmt_number(o["mean_probability"]),
+                fmt_share(o["failed_share"]),
+                fmt_share(o["empty_share"]),
+            )
+        ]
+        for version, audiences in outputs["by_version"].items()
+        for who, o in audiences.items()
+    ]
+    if classes is None:
+        note = (
+            f"Clients got {fmt_share(clients['positive_rate'])} positive predictions over {clients['rows']:,} rows; "
+            f"the model's training rows hold {fmt_share(outputs.get('reference_positive_rate'))} positive labels."
+        )
+        of, share_head = "positive class", ["positive"]
+    else:
+        reference = outputs.get("reference_class_shares") or {}
+        each = "; ".join(
+            f"{c} {fmt_share(clients['class_shares'][c])} (training labels {fmt_share(reference.get(c))})"
+            for c in classes
+        )
+        note = f"Clients' predictions over {clients['rows']:,} rows, by class: {each}."
+        of, share_head = "predicted class", classes
+    head = ["version", "audience", "requests", "rows", *share_head, "mean probability", "failed", "empty"]
+    return f'<p class="note">{escape(note)}</p>' + _histogram_svg(clients["histogram"], of) + _table(head, rows)
 
 
 def _groups_html(title: str, groups: dict[str, dict[str, Any]]) -> str:

@@ -85,7 +85,7 @@ class SlotModel:
         )
         self.scores = Histogram(
             "prediction_probability",
-            "Predicted positive-class probability",
+            "Predicted probability of the positive class (a multi-class label: of the predicted class)",
             labels,
             buckets=tuple(i / 10 for i in range(1, 11)),
             registry=self.metrics,

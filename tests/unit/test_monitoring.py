@@ -484,3 +484,61 @@ def test_rows_of_a_batched_request_are_labelled_one_by_one(tmp_path):
     v1 = performance["by_version"]["v1"]
     assert v1["rows"] == 1 and v1["positives"] == 1 and v1["verdict"] == ConceptVerdict.INSUFFICIENT_DATA
     assert "one class only" in v1["reason"]
+
+
+def multiclass_traffic(config, shares: list[float], start: datetime, n: int = 400) -> None:
+    """An hour of ``n`` live answers of a three-class model whose predicted classes come in ``shares``."""
+    classes = config.data_schema.label.classes
+    rows = population(config, n, seed=11).drop(columns=config.data_schema.label.name)
+    ids = np.repeat(np.arange(len(classes)), np.round(np.array(shares) * n).astype(int))
+    records = [
+        {
+            "request_id": f"mc-{start:%H}-{i}",
+            "time": (start + timedelta(seconds=i * 3600 / n)).isoformat(),
+            "role": "live",
+            "slot": "blue",
+            "version": "v1",
+            "status": 200,
+            "latency_ms": 5.0,
+            "request": {"instances": [row]},
+            "response": {"predictions": [{"probability": 0.6, "class": int(c), "label": classes[c]}]},
+        }
+        for i, (row, c) in enumerate(zip(rows.to_dict("records"), ids, strict=True))
+    ]
+    LogWriter(config, PREDICTIONS).write(records)
+
+
+def test_a_multiclass_model_is_watched_on_each_class_share_of_its_predictions(tmp_path):
+    classes = ["low", "mid", "high"]
+    label = {"name": "income", "values": classes, "positive": None}
+    config = load_config(write_config(tmp_path, {"schema": {"label": label}}))
+    live_model(config, tmp_path)
+    reference = population(config, 1000, seed=1)
+    reference["income"] = np.repeat(classes, [500, 300, 200])  # the training labels: 50%, 30%, 20%
+    reference.to_parquet(tmp_path / "reference.parquet")
+    later = START + timedelta(hours=1)
+    multiclass_traffic(config, [0.5, 0.3, 0.2], START)  # as trained
+    multiclass_traffic(config, [0.35, 0.2, 0.45], later)  # "high" predicted 25 points more often
+
+    steady = monitor(config, START, END, NOW)
+    shifted = monitor(config, later, later + timedelta(hours=1), NOW + timedelta(hours=1))
+    raised = alarms(config, shifted)
+
+    assert steady["outputs"]["reference_class_shares"] == {"low": 0.5, "mid": 0.3, "high": 0.2}
+    assert steady["outputs"]["clients"]["class_shares"] == {"low": 0.5, "mid": 0.3, "high": 0.2}
+    assert steady["outputs"]["clients"]["positive_rate"] is None and steady["headline"]["class_share_gap"] == 0
+    assert not [a for a in alarms(config, steady) if a.name in (AlarmName.CLASS_SHARE, AlarmName.POSITIVE_RATE)]
+    assert (shifted["headline"]["class_share_gap"], shifted["headline"]["class_share_gap_class"]) == (0.25, "high")
+    [alarm] = [a for a in raised if a.name is AlarmName.CLASS_SHARE]
+    assert alarm.metric == "outputs.class_share_shift.high" and alarm.value == 0.25 and alarm.threshold == 0.15
+    assert (
+        "class 'high' in 45.0% of the predictions" in alarm.message and "20.0% of the training labels" in alarm.message
+    )
+    assert "monitoring.max_positive_rate_shift" in alarm.message
+    # The page charts the gap (the second hour marked) and gives each class's share beside its training share.
+    write_report(config, START, END, steady, alarms(config, steady))
+    html = write_report(config, later, later + timedelta(hours=1), shifted, raised).read_text()
+    chart = html.split("<h3>Largest class share gap</h3>")[1].split("</svg>")[0]
+    assert chart.count("<circle") == 2 and chart.count('r="5"') == 1
+    assert "Positive prediction rate" not in html and "positive class" not in html
+    assert "high 45.0% (training labels 20.0%)" in html and "<th>mid</th>" in html
