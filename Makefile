@@ -82,10 +82,11 @@ demo-lifecycle: install $(AIRFLOW_HOME)/airflow.db
 	$(PY) -m pipelines lifecycle --config $(CONFIG) $(LIFECYCLE_ARGS) || exit 1; \
 	echo; echo "The lifecycle demo took $$(( $$(date +%s) - start ))s. Logs of every Airflow run: .artifacts/lifecycle/logs/"
 
-# Two worker processes, each given whole test files (a file's fixtures are built once); TEST_WORKERS=0: one process.
+# Two worker processes, each given whole test files in collection order (slow ones first; a file's fixtures are built
+# once); TEST_WORKERS=0: one process.
 TEST_WORKERS ?= 2
 test: install lint browser
-	$(PY) -m pytest --numprocesses=$(TEST_WORKERS) --dist=loadfile tests
+	$(PY) -m pytest --numprocesses=$(TEST_WORKERS) --dist=loadfile --no-loadscope-reorder tests
 
 # Headless Chromium (Debian's package) for the browser tests and `card --screenshot`; installed once, as root or
 # through sudo, when no Chromium is on the PATH.

@@ -191,8 +191,8 @@ def airflow_db():
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The tests marked slow first (each file's tests stay together): `make test` hands whole files to its workers
-    in collection order, so a slow file collected last would leave the other worker idle for minutes."""
+    """The tests marked slow first: `make test` hands whole files to its workers in collection order
+    (``--no-loadscope-reorder``), so a slow file collected last would leave the other worker idle for minutes."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
