@@ -352,9 +352,8 @@ def _outputs(
         positives: int | None = sum(r.get("class") == 1 for r in answered)
         class_shares = None
     else:  # ``class`` is a class id: each class's share of the predictions, and no positive class
-        positives = None
-        counts = [sum(r.get("class") == i for r in answered) for i in range(len(classes))]
-        class_shares = {name: _share(count, len(answered)) for name, count in zip(classes, counts, strict=True)}
+        positives, counts = None, Counter(r.get("class") for r in answered)
+        class_shares = {name: _share(counts[i], len(answered)) for i, name in enumerate(classes)}
     return {
         "requests": len(records),
         "rows": len(answered),

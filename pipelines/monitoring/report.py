@@ -501,7 +501,7 @@ def _outputs_html(outputs: dict[str, Any]) -> str:
     def shares(o: dict[str, Any]) -> list[str]:
         if classes is None:
             return [fmt_share(o["positive_rate"])]
-        return [fmt_share((o.get("class_shares") or {}).get(c)) for c in classes]
+        return [fmt_share(o["class_shares"][c]) for c in classes]
 
     rows = [
         [escape(version), escape(who)]
