@@ -1,7 +1,9 @@
 """Kill real processes at random points of ingest, transform, train and promotion; check what they leave.
 
 Each trial starts one step as its own process (``python -m pipelines <step>``), waits until the step has
-begun, sends SIGKILL after a random part of the step's usual duration, and then checks that:
+begun, sends SIGKILL after a random part of the time the step's work took when it was timed (that
+window halves whenever a step finishes before its kill, so a busier or quieter machine still sees most
+kills land mid-step), and then checks that:
 
 * the deployment state reads, and the live model is complete (SavedModel, reference rows, record);
 * every stage output that exists is whole: its content still matches the fingerprint in its metadata;
@@ -95,6 +97,7 @@ def cli(step: StageName, config_path: Path, ds: date) -> list[str]:
     force = ["--force"] if step is StageName.PROMOTE else []
     return [
         sys.executable,
+        "-u",  # the output URI is printed the moment the step's work is done, not at exit
         "-m",
         "pipelines",
         str(step),
@@ -107,21 +110,25 @@ def cli(step: StageName, config_path: Path, ds: date) -> list[str]:
 
 
 def run_to_end(step: StageName, config_path: Path, ds: date) -> float:
-    """Run one step as its own process; returns the seconds it spent after it started the step."""
-    log = config_path.with_name("step.log")
-    with log.open("w") as err:
-        process = subprocess.Popen(cli(step, config_path, ds), cwd=REPO, stdout=subprocess.DEVNULL, stderr=err)
+    """Run one step as its own process; returns the seconds from the step's start to the output URI it
+    prints when its work is done (the interpreter's exit after that is no place for a kill to prove much)."""
+    log, out = config_path.with_name("step.log"), config_path.with_name("step.out")
+    with log.open("w") as err, out.open("w") as printed:
+        process = subprocess.Popen(cli(step, config_path, ds), cwd=REPO, stdout=printed, stderr=err)
         started = _wait_for_start(process, log, step)
+        while process.poll() is None and not out.read_text():
+            time.sleep(0.01)
+        done = time.monotonic()
         code = process.wait()
     if code != 0:
         raise RuntimeError(f"{step} for {ds} failed:\n{log.read_text()[-3000:]}")
-    return time.monotonic() - started
+    return done - started
 
 
 def _wait_for_start(process: subprocess.Popen, log: Path, step: StageName) -> float:
     """Block until the process logs that it started ``step`` (or ends); returns that moment."""
     while process.poll() is None and f"== {step} " not in log.read_text():
-        time.sleep(0.05)
+        time.sleep(0.01)
     return time.monotonic()
 
 
@@ -226,16 +233,17 @@ def run_trials(trials: int, workdir: Path, seed: int = 0, report=print) -> Tally
         ds = rng.choice([d for d in CANDIDATES if not live or live.ds != d.isoformat()] or CANDIDATES)
         if step is StageName.PROMOTE:
             gate_for_promotion(config, ds)
-        log = workdir / "trial.log"
-        with log.open("w") as err:
-            process = subprocess.Popen(cli(step, config_path, ds), cwd=REPO, stdout=subprocess.DEVNULL, stderr=err)
+        log, out = workdir / "trial.log", workdir / "trial.out"
+        with log.open("w") as err, out.open("w") as printed:
+            process = subprocess.Popen(cli(step, config_path, ds), cwd=REPO, stdout=printed, stderr=err)
             _wait_for_start(process, log, step)
             time.sleep(rng.uniform(0, durations[step]))
-            if process.poll() is None:
+            if process.poll() is None and not out.read_text():  # its work is not done (no output URI yet)
                 os.kill(process.pid, signal.SIGKILL)
                 tally.killed += 1
-            else:
+            else:  # the step runs faster now than when it was timed (a quieter machine): aim earlier
                 tally.finished_before_kill += 1
+                durations[step] /= 2
             process.wait()
         tally.trials += 1
         tally.by_step[str(step)] += 1
