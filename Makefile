@@ -36,11 +36,13 @@ help:
 
 install: $(STAMP) $(WHEEL)
 
-# Rebuilt only when the pins change.
+# Rebuilt only when the pins change. The bytecode is compiled here, once: uv leaves it out by default, and where
+# PYTHONDONTWRITEBYTECODE is set no import writes it either, so every process would compile TensorFlow, Beam and
+# Airflow from source again (12 s instead of 5 s to import the training stack).
 $(STAMP): requirements.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet uv==0.13.9
-	$(BIN)/uv pip install --python $(PY) -r requirements.txt -c constraints.txt
+	$(BIN)/uv pip install --python $(PY) --compile-bytecode -r requirements.txt -c constraints.txt
 	$(PY) -c "import site, sys; open(site.getsitepackages()[0] + '/ct-airflow.pth', 'w').write(sys.argv[1] + '\n')" $(CURDIR)
 	touch $@
 
