@@ -34,10 +34,12 @@ it does nothing here); ``use_deep_copy_optimization``, which reads the Parquet f
 instead of holding every batch in memory between the analysis and the transform; ``force_tf_compat_v1``, the
 preprocessing_fn traced as a TF1 graph; Beam's type checks while the pipeline is built (``IN_PROCESS_FLAGS``
 turns them off in process); each vocabulary as a ``tft.vocabulary`` pipeline of its own instead of packed into one
-stage (``PACKED_VOCABULARIES``); the worker count and running mode; and the write of the transformed rows:
-each bundle's examples straight into a file of its own (the product in process), or Beam's file sink with
-``num_shards=1`` (before: a shuffle of every example into one file) or ``num_shards=0``. The knobs are swapped in
-``transform``'s module in the measuring process only; the rest of each run is the product's code unchanged.
+stage (``PACKED_VOCABULARIES``); Beam's per-DoFn overhead (``beam_overhead_removed``: each DoFn's state and timer
+specs inspected once, the in-process runner's state cache off); the worker count and running mode; and the write of
+the transformed rows: each bundle's examples straight into a file of its own (the product in process), or Beam's
+file sink with ``num_shards=1`` (before: a shuffle of every example into one file) or ``num_shards=0``. The knobs
+are swapped in ``transform``'s module in the measuring process only; the rest of each run is the product's code
+unchanged.
 
     .venv/bin/python benchmarks/transform_throughput.py                   # 1x and 10x (~6 min on 2 cores)
     .venv/bin/python benchmarks/transform_throughput.py --sizes 1 10 100  # ~20 min, up to ~10 GB at 100x
@@ -96,6 +98,7 @@ class Setup:
     tf1: bool = True  # tft_beam.Context(force_tf_compat_v1=...): the preprocessing_fn traced as a TF1 graph
     type_check: bool = False  # Beam's construction-time type checks (the product turns them off in process)
     packed: bool = True  # vocabularies of features with declared values counted in one packed stage
+    lean: bool = True  # Beam's per-DoFn overhead removed (``beam_overhead_removed``)
     write: str = "product"  # product (per bundle in process) | one_shard (num_shards=1) | unsharded (num_shards=0)
 
     @property
@@ -114,6 +117,8 @@ class Setup:
             parts.append("type checks")
         if not self.packed:
             parts.append("exact vocabularies")
+        if not self.lean:
+            parts.append("Beam's per-DoFn overhead")
         if self.write != "product":
             parts.append({"unsharded": "num_shards=0", "one_shard": "num_shards=1"}[self.write])
         return ", ".join(parts)
@@ -128,7 +133,9 @@ class Setup:
 ONE_WORKER = Setup()
 TWO_WORKERS = Setup(workers=2, mode="multi_processing")
 # the transform stage before its tuning
-BEFORE = Setup(rows_per_group=None, reread=False, tf1=False, type_check=True, packed=False, write="one_shard")
+BEFORE = Setup(
+    rows_per_group=None, reread=False, tf1=False, type_check=True, packed=False, lean=False, write="one_shard"
+)
 TUNING = (
     Setup(rows_per_group=16_384),
     Setup(rows_per_group=None),
@@ -136,6 +143,7 @@ TUNING = (
     Setup(tf1=False),
     Setup(type_check=True),
     Setup(packed=False),
+    Setup(lean=False),
     Setup(write="unsharded"),
     Setup(write="one_shard"),
     Setup(workers=2, mode="multi_processing", write="one_shard"),
@@ -242,11 +250,12 @@ def write_examples(columns: dict[str, np.ndarray], path: Path) -> None:
 
 @contextlib.contextmanager
 def tuned(setup: Setup) -> Iterator[None]:
-    """transform.py with the setup's re-read, graph mode, type checks, vocabularies and write of the transformed
-    rows, in the measuring process only."""
+    """transform.py with the setup's re-read, graph mode, type checks, vocabularies, Beam overhead and write of
+    the transformed rows, in the measuring process only."""
     import apache_beam as beam
 
     knobs = ("write_examples", "REREAD_FOR_TRANSFORM", "TF1_GRAPH", "IN_PROCESS_FLAGS", "PACKED_VOCABULARIES")
+    knobs += ("beam_overhead_removed",)
     product = {name: getattr(transform, name) for name in knobs}
     if setup.write != "product":
         shards = {"one_shard": 1, "unsharded": 0}[setup.write]
@@ -256,6 +265,8 @@ def tuned(setup: Setup) -> Iterator[None]:
     transform.REREAD_FOR_TRANSFORM, transform.TF1_GRAPH = setup.reread, setup.tf1
     transform.IN_PROCESS_FLAGS = [] if setup.type_check else product["IN_PROCESS_FLAGS"]
     transform.PACKED_VOCABULARIES = setup.packed
+    if not setup.lean:
+        transform.beam_overhead_removed = contextlib.nullcontext
     try:
         yield
     finally:

@@ -42,6 +42,7 @@ from pipelines.core.outputs import (
     ValidationOutput,
     require,
 )
+from pipelines.features.beam_overhead import beam_overhead_removed
 from pipelines.features.encoding import arrow_schema, column_kinds, to_record_batches
 from pipelines.features.splits import Tally, report_summary, split_rows, streams, tallied_report, tally
 from pipelines.features.splits import in_test_split as in_test_split  # re-exported: tests import it from here
@@ -273,7 +274,7 @@ def analyze_and_transform(out: TransformOutput, config: Config) -> None:
         use_deep_copy_optimization=REREAD_FOR_TRANSFORM,
         force_tf_compat_v1=TF1_GRAPH and not schema.preprocessing_fn,
     )
-    with beam.Pipeline(options=options) as pipeline, context:
+    with beam_overhead_removed(), beam.Pipeline(options=options) as pipeline, context:
         batches = (
             pipeline
             | "ReadTrainRows" >> beam.io.ReadFromParquetBatched(str(out.train_raw), columns=list(kinds))
