@@ -1,8 +1,8 @@
 """Three per-transform costs of Beam's Python SDK, taken out while the transform stage runs its pipeline.
 
 TFT's analyzers expand into about a thousand Beam transforms and five hundred DoFns, so what Beam does once per
-transform or DoFn dominates a small job (benchmarks/transform_throughput.py, TFT on Adult's 48,842 rows: 5.5 s
-with these costs, 4.0 s without the first two; the outputs are identical):
+transform or DoFn dominates a small job (``benchmarks/transform_throughput.py --sizes 1 --tune``, TFT on Adult's
+48,842 rows: 5.1 s with these costs, 3.4 s without them, in one run; the outputs are identical):
 
 * **State and timer specs.** Beam finds a DoFn's user state and timers by inspecting the signature of every
   method it has (``userstate.get_dofn_specs``), and asks again each time the pipeline is built, translated and
