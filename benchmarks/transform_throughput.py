@@ -33,8 +33,8 @@ in groups of ``SPLIT_ROW_GROUP`` rows; ``tft_beam.Context(desired_batch_size=...
 it does nothing here); ``use_deep_copy_optimization``, which reads the Parquet file again for the transform
 instead of holding every batch in memory between the analysis and the transform; ``force_tf_compat_v1``, the
 preprocessing_fn traced as a TF1 graph; Beam's type checks while the pipeline is built (``IN_PROCESS_FLAGS``
-turns them off in process); each vocabulary as a ``tft.vocabulary`` pipeline of its own instead of packed into one
-stage (``PACKED_VOCABULARIES``); Beam's per-DoFn overhead (``beam_overhead_removed``: each DoFn's state and timer
+turns them off in process); each vocabulary as a ``tft.vocabulary`` pipeline of its own instead of all counted and
+written by one analyzer (``PACKED_VOCABULARIES``); Beam's per-DoFn overhead (``beam_overhead_removed``: each DoFn's state and timer
 specs inspected once, the in-process runner's state cache off); the worker count and running mode; and the write of
 the transformed rows: each bundle's examples straight into a file of its own (the product in process), or Beam's
 file sink with ``num_shards=1`` (before: a shuffle of every example into one file) or ``num_shards=0``. The knobs
@@ -97,7 +97,7 @@ class Setup:
     reread: bool = True  # tft_beam.Context(use_deep_copy_optimization=...): read again to transform
     tf1: bool = True  # tft_beam.Context(force_tf_compat_v1=...): the preprocessing_fn traced as a TF1 graph
     type_check: bool = False  # Beam's construction-time type checks (the product turns them off in process)
-    packed: bool = True  # vocabularies of features with declared values counted in one packed stage
+    packed: bool = True  # vocabularies of features with declared values counted by one analyzer
     lean: bool = True  # Beam's per-DoFn overhead removed (``beam_overhead_removed``)
     write: str = "product"  # product (per bundle in process) | one_shard (num_shards=1) | unsharded (num_shards=0)
 

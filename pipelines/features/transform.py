@@ -19,9 +19,11 @@ from __future__ import annotations
 import functools
 import importlib
 import logging
+import operator
 import os
 import shutil
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -57,8 +59,8 @@ REREAD_FOR_TRANSFORM = True
 # The schema's own transforms are traced as a TF1 graph: the same outputs (to float rounding) in a quarter less time
 # (benchmarks/transform_throughput.py); a user's preprocessing_fn runs in TF2, as TFT recommends.
 TF1_GRAPH = True
-# Vocabularies of features with declared values counted in one packed Beam stage (``_vocabulary_ids``): the same
-# files, and TFT's fixed cost on Adult's 8 categorical features down by a third (benchmarks/transform_throughput.py).
+# Vocabularies of features with declared values counted and written by one analyzer (``_declared_vocabulary_ids``):
+# the same files as one ``tft.vocabulary`` each, in a fraction of the time (benchmarks/transform_throughput.py).
 PACKED_VOCABULARIES = True
 IN_PROCESS_RUNNERS = {"fnapi", "direct", "bundlebaseddirect", "switchingdirect"}  # lower case, without "Runner"
 # Flags put before beam.options for an in-process runner. Beam checks the type hints of each of the thousand transforms
@@ -160,37 +162,113 @@ def _configured_outputs(schema: Schema, inputs: dict[str, Any]) -> dict[str, Any
                 keys[name] = tf.strings.as_string(outputs[feature.bucket_output])
         else:
             keys[name] = _dense(inputs[name], feature.impute if feature.impute is not None else MISSING_TOKEN)
-            outputs[name] = _vocabulary_ids(feature, keys[name])
+            outputs[name] = None if _counted_together(feature) else _vocabulary_ids(feature, keys[name])
+    together = [f for f in schema.model_features if f.kind == "categorical" and _counted_together(f)]
+    if together:
+        outputs.update(_declared_vocabulary_ids(together, [keys[f.name] for f in together]))
     for cross in schema.crosses:
         outputs[cross.name] = _hashed_cross([keys[n] for n in cross.features], cross.hash_buckets)
     return outputs
 
 
+def _counted_together(feature: Feature) -> bool:
+    """Whether a categorical feature's vocabulary is counted in the one analyzer of ``_declared_vocabulary_ids``:
+    it declares its values and takes every token (no ``top_k``, no ``frequency_threshold``)."""
+    every_token = feature.top_k is None and feature.frequency_threshold is None
+    return PACKED_VOCABULARIES and bool(feature.values) and every_token
+
+
 def _vocabulary_ids(feature: Feature, tokens: Any) -> Any:
-    """Vocabulary ids of a categorical feature's tokens (most frequent first, ties by value descending), with the
-    feature's out-of-vocabulary buckets.
-
-    A feature with declared ``values`` and neither ``top_k`` nor ``frequency_threshold`` is counted by TFT's
-    Misra-Gries vocabulary with room for ``LARGE_VOCAB_TOP_K`` (200,000) tokens, which is exact, and writes the
-    same file as ``tft.vocabulary``, while it meets fewer distinct tokens: such a feature has its declared values,
-    missing, and the few others validation let through. Its counts are packed with the other analyzers' into one
-    Beam stage, where each ``tft.vocabulary`` builds a pipeline of its own (``PACKED_VOCABULARIES``).
-    """
+    """Vocabulary ids of a categorical feature's tokens from ``tft.vocabulary`` (most frequent first, ties by value
+    descending; its ``top_k`` and ``frequency_threshold``), with the feature's out-of-vocabulary buckets."""
     import tensorflow_transform as tft
-    from tensorflow_transform.analyzers import LARGE_VOCAB_TOP_K
 
-    oov = feature.num_oov_buckets or 1
-    if PACKED_VOCABULARIES and feature.values and feature.top_k is None and feature.frequency_threshold is None:
-        return tft.experimental.compute_and_apply_approximate_vocabulary(
-            tokens, top_k=LARGE_VOCAB_TOP_K, num_oov_buckets=oov, vocab_filename=feature.name
-        )
     return tft.compute_and_apply_vocabulary(
         tokens,
         top_k=feature.top_k,
         frequency_threshold=feature.frequency_threshold,
-        num_oov_buckets=oov,
+        num_oov_buckets=feature.num_oov_buckets or 1,
         vocab_filename=feature.name,
     )
+
+
+def _declared_vocabulary_ids(features: list[Feature], tokens: list[Any]) -> dict[str, Any]:
+    """Vocabulary ids of categorical features that declare their values, every vocabulary counted and written by
+    one analyzer (``_vocabularies_analyzer``), with each feature's out-of-vocabulary buckets.
+
+    Each ``tft.vocabulary`` is a Beam pipeline of a dozen stages and a file sink of its own: 0.17 s of TFT's fixed
+    cost per feature (benchmarks/transform_throughput.py). Such a feature meets few distinct tokens (its declared
+    values, missing, and the few others validation let through), so exact counts of all of them fit one combiner.
+    The files are the ones ``tft.vocabulary`` writes, under the same names (a test compares both).
+    """
+    import tensorflow as tf
+    import tensorflow_transform as tft
+    from tensorflow_transform import analyzers
+
+    names = [analyzers.sanitized_vocab_filename(f.name) for f in features]
+    files = tft.experimental.ptransform_analyzer(
+        tokens,
+        _vocabularies_analyzer(names),
+        output_dtypes=[tf.string] * len(names),
+        output_shapes=[[]] * len(names),
+        output_asset_default_values=[b""] * len(names),
+        name="declared_vocabularies",
+    )
+    return {
+        feature.name: tft.apply_vocabulary(keys, file, num_oov_buckets=feature.num_oov_buckets or 1)
+        for feature, keys, file in zip(features, tokens, files, strict=True)
+    }
+
+
+def _vocabularies_analyzer(names: list[str]) -> Any:
+    """A PTransform for ``tft.experimental.ptransform_analyzer``: exact token counts of each input over the dataset,
+    then one vocabulary file per input named ``names[i]``, as ``tft.vocabulary`` writes it: most frequent first, ties
+    by value descending, without the empty token and tokens with a line break (TFT leaves those out), TFT's dummy
+    token when nothing is left. Its outputs are the files' paths."""
+    import apache_beam as beam
+    import tensorflow as tf
+    from tensorflow_transform import analyzers
+    from tensorflow_transform.beam.experimental import PTransformAnalyzer
+
+    class CountTokens(beam.CombineFn):
+        def create_accumulator(self) -> list[Counter]:
+            return [Counter() for _ in names]
+
+        def add_input(self, counters: list[Counter], batch: tuple[Any, ...]) -> list[Counter]:
+            for counter, column in zip(counters, batch, strict=True):
+                counter.update(column.tolist())  # hashed in C: faster than sorting Python bytes objects (np.unique)
+            return counters
+
+        def merge_accumulators(self, accumulators: Any) -> list[Counter]:
+            merged, *others = accumulators
+            for other in others:
+                for counter, more in zip(merged, other, strict=True):
+                    counter.update(more)
+            return merged
+
+        def extract_output(self, counters: list[Counter]) -> list[Counter]:
+            return counters
+
+    class WriteVocabularies(PTransformAnalyzer):
+        def expand(self, batches: Any) -> tuple[Any, ...]:
+            folder = os.path.join(self.base_temp_dir, f"vocabularies-{uuid.uuid4().hex}")
+
+            def write(counters: list[Counter]) -> list[bytes]:
+                tf.io.gfile.makedirs(folder)
+                paths = []
+                for name, counter in zip(names, counters, strict=True):
+                    kept = [(n, t) for t, n in counter.items() if t and b"\n" not in t and b"\r" not in t]
+                    ordered = sorted(kept, reverse=True) or [analyzers.get_empy_vocabulary_dummy_value(tf.string)]
+                    path = os.path.join(folder, name)
+                    with tf.io.gfile.GFile(path, "wb") as file:
+                        file.write(b"".join(token + b"\n" for _, token in ordered))
+                    paths.append(path.encode())
+                return paths
+
+            written = batches | "Count" >> beam.CombineGlobally(CountTokens()) | "Write" >> beam.Map(write)
+            return tuple(written | f"Path{i}" >> beam.Map(operator.itemgetter(i)) for i in range(len(names)))
+
+    return WriteVocabularies()
 
 
 def make_preprocessing_fn(schema: Schema) -> Callable[[dict[str, Any]], dict[str, Any]]:

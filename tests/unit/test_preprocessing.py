@@ -213,26 +213,27 @@ def test_transform_options_that_do_not_fit_are_refused(features, schema, message
 
 
 def test_packed_vocabularies_write_what_tft_vocabulary_writes(tmp_path, raw_rows, monkeypatch):
-    """Declared-value features are counted in one packed stage: the same files, ties and missing values included,
-    the same ids and id ranges; a top_k feature keeps TFT's exact vocabulary."""
+    """Declared-value features are counted and written by one analyzer: the same files as ``tft.vocabulary``
+    (ties, missing values, and the empty token and tokens with a line break left out, as TFT does), the same ids
+    and id ranges; a top_k feature keeps TFT's own vocabulary."""
     import tensorflow as tf
     import tensorflow_transform as tft
 
     from pipelines.features import transform
 
     rows = raw_rows.copy()
-    counts = {"White": 200, "Black": 80, "Asian-Pac-Islander": 40, "Other": 40, "Amer-Indian-Eskimo": 30}
-    races = [race for race, count in counts.items() for _ in range(count)]
-    rows["race"] = races + [None] * (len(rows) - len(races))  # two tokens tie at 40; 10 rows missing
+    counts = {"White": 200, "Black": 80, "Asian-Pac-Islander": 40, "Other": 40, "Amer-Indian-Eskimo": 30, "": 3}
+    races = [race for race, count in counts.items() for _ in range(count)] + ["two\nlines"] * 2
+    rows["race"] = races + [None] * (len(rows) - len(races))  # two tokens tie at 40; 5 rows missing
     config = config_with({"race": {}, "workclass": {}, "sex": {"num_oov_buckets": 2}, "native_country": {"top_k": 3}})
     packed = []
-    approximate = tft.experimental.compute_and_apply_approximate_vocabulary
+    analyzer = transform._vocabularies_analyzer
 
-    def spied(tokens, **options):
-        packed.append(options["vocab_filename"])
-        return approximate(tokens, **options)
+    def spied(names):
+        packed.extend(names)
+        return analyzer(names)
 
-    monkeypatch.setattr(tft.experimental, "compute_and_apply_approximate_vocabulary", spied)
+    monkeypatch.setattr(transform, "_vocabularies_analyzer", spied)
     results = {}
     for flag in (True, False):
         monkeypatch.setattr(transform, "PACKED_VOCABULARIES", flag)
@@ -253,5 +254,5 @@ def test_packed_vocabularies_write_what_tft_vocabulary_writes(tmp_path, raw_rows
         assert (packed_values[name] == exact_values[name]).all()
     race = packed_output.vocabulary_by_name("race")
     assert race[:4] == [b"White", b"Black", b"Other", b"Asian-Pac-Islander"]  # a tie: the greater value first
-    assert MISSING_TOKEN.encode() in race
+    assert MISSING_TOKEN.encode() in race and b"" not in race and b"two\nlines" not in race
     assert model_inputs(packed_output, config.data_schema) == model_inputs(exact_output, config.data_schema)
