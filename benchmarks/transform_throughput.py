@@ -34,12 +34,12 @@ it does nothing here); ``use_deep_copy_optimization``, which reads the Parquet f
 instead of holding every batch in memory between the analysis and the transform; ``force_tf_compat_v1``, the
 preprocessing_fn traced as a TF1 graph; Beam's type checks while the pipeline is built (``IN_PROCESS_FLAGS``
 turns them off in process); each vocabulary as a ``tft.vocabulary`` pipeline of its own instead of all counted and
-written by one analyzer (``PACKED_VOCABULARIES``); Beam's per-DoFn overhead (``beam_overhead_removed``: each DoFn's state and timer
-specs inspected once, the in-process runner's state cache off); the worker count and running mode; and the write of
-the transformed rows: each bundle's examples straight into a file of its own (the product in process), or Beam's
-file sink with ``num_shards=1`` (before: a shuffle of every example into one file) or ``num_shards=0``. The knobs
-are swapped in ``transform``'s module in the measuring process only; the rest of each run is the product's code
-unchanged.
+written by one analyzer (``PACKED_VOCABULARIES``); Beam's per-DoFn overhead (``beam_overhead_removed``: each DoFn's
+state and timer specs inspected once, the in-process runner's state cache off, one options view per class); the
+worker count and running mode; and the write of the transformed rows: each bundle's examples straight into a
+file of its own (the product in process), or Beam's file sink with ``num_shards=1`` (before: a shuffle of every
+example into one file) or ``num_shards=0``. The knobs are swapped in ``transform``'s module in the measuring
+process only; the rest of each run is the product's code unchanged.
 
     .venv/bin/python benchmarks/transform_throughput.py                   # 1x and 10x (~6 min on 2 cores)
     .venv/bin/python benchmarks/transform_throughput.py --sizes 1 10 100  # ~20 min, up to ~10 GB at 100x
