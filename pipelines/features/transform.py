@@ -211,7 +211,7 @@ def _declared_vocabulary_ids(features: list[Feature], tokens: list[Any]) -> dict
         _vocabularies_analyzer(names),
         output_dtypes=[tf.string] * len(names),
         output_shapes=[[]] * len(names),
-        output_asset_default_values=[b""] * len(names),
+        output_asset_default_values=[b"TEMPORARY_ASSET_VALUE"] * len(names),  # read while tracing, as TFT's own
         name="declared_vocabularies",
     )
     return {

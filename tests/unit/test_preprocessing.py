@@ -235,8 +235,9 @@ def test_packed_vocabularies_write_what_tft_vocabulary_writes(tmp_path, raw_rows
 
     monkeypatch.setattr(transform, "_vocabularies_analyzer", spied)
     results = {}
-    for flag in (True, False):
-        monkeypatch.setattr(transform, "PACKED_VOCABULARIES", flag)
+    for flag, tf1 in ((True, True), (False, True), ("TF2", False)):  # the last traced as a TF2 graph
+        monkeypatch.setattr(transform, "PACKED_VOCABULARIES", bool(flag))
+        monkeypatch.setattr(transform, "TF1_GRAPH", tf1)
         out = TransformOutput(tmp_path / str(flag))
         out.path.mkdir()
         rows[config.data_schema.columns].to_parquet(out.train_raw, index=False)
@@ -247,11 +248,13 @@ def test_packed_vocabularies_write_what_tft_vocabulary_writes(tmp_path, raw_rows
         batch = next(iter(tf.data.TFRecordDataset(files).batch(1000).map(lambda x: tf.io.parse_example(x, spec))))  # noqa: B023
         results[flag] = output, {k: v.numpy() for k, v in batch.items()}
 
-    assert sorted(packed) == ["race", "sex", "workclass"]  # the top_k feature is not packed
+    assert set(packed) == {"race", "sex", "workclass"}  # never the top_k feature (a TF2 graph is traced twice)
     (packed_output, packed_values), (exact_output, exact_values) = results[True], results[False]
     for name in ("race", "workclass", "sex", "native_country"):
         assert packed_output.vocabulary_by_name(name) == exact_output.vocabulary_by_name(name)
         assert (packed_values[name] == exact_values[name]).all()
+        assert results["TF2"][0].vocabulary_by_name(name) == exact_output.vocabulary_by_name(name)
+        assert (results["TF2"][1][name] == exact_values[name]).all()
     race = packed_output.vocabulary_by_name("race")
     assert race[:4] == [b"White", b"Black", b"Other", b"Asian-Pac-Islander"]  # a tie: the greater value first
     assert MISSING_TOKEN.encode() in race and b"" not in race and b"two\nlines" not in race
