@@ -153,7 +153,7 @@ def _configured_outputs(schema: Schema, inputs: dict[str, Any]) -> dict[str, Any
     """The per-feature transforms and crosses of the schema."""
     import tensorflow as tf
 
-    outputs, keys = {}, {}
+    outputs, keys, together = {}, {}, []
     for feature in schema.model_features:
         name = feature.name
         if feature.kind == "numeric":
@@ -162,8 +162,11 @@ def _configured_outputs(schema: Schema, inputs: dict[str, Any]) -> dict[str, Any
                 keys[name] = tf.strings.as_string(outputs[feature.bucket_output])
         else:
             keys[name] = _dense(inputs[name], feature.impute if feature.impute is not None else MISSING_TOKEN)
-            outputs[name] = None if _counted_together(feature) else _vocabulary_ids(feature, keys[name])
-    together = [f for f in schema.model_features if f.kind == "categorical" and _counted_together(f)]
+            if _counted_together(feature):
+                together.append(feature)
+                outputs[name] = None  # set below by the one analyzer; the entry keeps the schema's order
+            else:
+                outputs[name] = _vocabulary_ids(feature, keys[name])
     if together:
         outputs.update(_declared_vocabulary_ids(together, [keys[f.name] for f in together]))
     for cross in schema.crosses:
