@@ -23,7 +23,7 @@ and TFT before the clock starts; CPU seconds count the Beam workers too. Peak RS
 its workers, sampled every 0.1 s, or the kernel's exact peak of the process alone, whichever is higher; a run
 whose processes pass ``--memory-limit-gb`` is killed and shown without times (the machine is shared). Compare the
 ratios, and the CPU columns, which other load disturbs less than wall time. TFT on 1,000 rows gives its fixed
-cost (graph tracing, Beam start-up: ~3 s), so the ratio of what grows with the rows is printed too; and TFT on the same
+cost (graph tracing, Beam start-up: ~1 s), so the ratio of what grows with the rows is printed too; and TFT on the same
 rows with one feature (the first numeric one's z-score) and the label, read and written the same way, gives the floor
 of any TFT job on them, against pandas doing every feature.
 
@@ -34,12 +34,14 @@ it does nothing here); ``use_deep_copy_optimization``, which reads the Parquet f
 instead of holding every batch in memory between the analysis and the transform; ``force_tf_compat_v1``, the
 preprocessing_fn traced as a TF1 graph; Beam's type checks while the pipeline is built (``IN_PROCESS_FLAGS``
 turns them off in process); each vocabulary as a ``tft.vocabulary`` pipeline of its own instead of all counted and
-written by one analyzer (``PACKED_VOCABULARIES``); Beam's per-DoFn overhead (``beam_overhead_removed``: each DoFn's
-state and timer specs inspected once, the in-process runner's state cache off, one options view per class); the
-worker count and running mode; and the write of the transformed rows: each bundle's examples straight into a
-file of its own (the product in process), or Beam's file sink with ``num_shards=1`` (before: a shuffle of every
-example into one file) or ``num_shards=0``. The knobs are swapped in ``transform``'s module in the measuring
-process only; the rest of each run is the product's code unchanged.
+written by one analyzer (``PACKED_VOCABULARIES``); Beam's overhead per transform, DoFn and bundle
+(``beam_overhead_removed``: state and timer specs, argument lists, submodules and compression of pickled functions
+each worked out once, the in-process runner's state cache off, one options view per class, elements not weighed,
+a short sleep of the state sampler, the objects alive before the pipeline frozen for the garbage collector); the
+worker count and running mode; and the write of the transformed rows: each batch encoded and written in one call
+straight into its bundle's own file (the product in process), or each example through Beam's file sink with
+``num_shards=1`` (before: a shuffle of every example into one file) or ``num_shards=0``. The knobs are swapped in
+``transform``'s module in the measuring process only; the rest of each run is the product's code unchanged.
 
     .venv/bin/python benchmarks/transform_throughput.py                   # 1x and 10x (~6 min on 2 cores)
     .venv/bin/python benchmarks/transform_throughput.py --sizes 1 10 100  # ~20 min, up to ~10 GB at 100x
@@ -98,7 +100,7 @@ class Setup:
     tf1: bool = True  # tft_beam.Context(force_tf_compat_v1=...): the preprocessing_fn traced as a TF1 graph
     type_check: bool = False  # Beam's construction-time type checks (the product turns them off in process)
     packed: bool = True  # vocabularies of features with declared values counted by one analyzer
-    lean: bool = True  # Beam's per-DoFn overhead removed (``beam_overhead_removed``)
+    lean: bool = True  # Beam's per-transform, per-DoFn and per-bundle overhead removed (``beam_overhead_removed``)
     write: str = "product"  # product (per bundle in process) | one_shard (num_shards=1) | unsharded (num_shards=0)
 
     @property
@@ -118,7 +120,7 @@ class Setup:
         if not self.packed:
             parts.append("exact vocabularies")
         if not self.lean:
-            parts.append("Beam's per-DoFn overhead")
+            parts.append("Beam's overhead")
         if self.write != "product":
             parts.append({"unsharded": "num_shards=0", "one_shard": "num_shards=1"}[self.write])
         return ", ".join(parts)
@@ -259,8 +261,9 @@ def tuned(setup: Setup) -> Iterator[None]:
     product = {name: getattr(transform, name) for name in knobs}
     if setup.write != "product":
         shards = {"one_shard": 1, "unsharded": 0}[setup.write]
-        transform.write_examples = lambda prefix, _: beam.io.WriteToTFRecord(
-            prefix, file_name_suffix=".tfrecord", num_shards=shards
+        transform.write_examples = lambda prefix, _: (
+            transform.encoded_examples()
+            | beam.io.WriteToTFRecord(prefix, file_name_suffix=".tfrecord", num_shards=shards)
         )
     transform.REREAD_FOR_TRANSFORM, transform.TF1_GRAPH = setup.reread, setup.tf1
     transform.IN_PROCESS_FLAGS = [] if setup.type_check else product["IN_PROCESS_FLAGS"]

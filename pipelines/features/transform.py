@@ -337,7 +337,6 @@ def analyze_and_transform(out: TransformOutput, config: Config) -> None:
     import apache_beam as beam
     import tensorflow_transform.beam as tft_beam
     from tensorflow_metadata.proto.v0 import schema_pb2
-    from tfx_bsl.coders import example_coder
     from tfx_bsl.public import tfxio
 
     schema = config.data_schema
@@ -364,48 +363,57 @@ def analyze_and_transform(out: TransformOutput, config: Config) -> None:
         (transformed, _), transform_fn = (batches, adapter) | "AnalyzeAndTransform" >> (
             tft_beam.AnalyzeAndTransformDataset(make_preprocessing_fn(schema), output_record_batches=True)
         )
-        _ = (
-            transformed
-            | "EncodeExamples" >> beam.FlatMapTuple(lambda batch, _: example_coder.RecordBatchToExamples(batch))
-            | "WriteTransformedTrain" >> write_examples(str(out.transformed_dir / TRANSFORMED_TRAIN), options)
-        )
+        train = str(out.transformed_dir / TRANSFORMED_TRAIN)
+        _ = transformed | "WriteTransformedTrain" >> write_examples(train, options)
         _ = transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(str(out.tft_dir))
     shutil.rmtree(temp, ignore_errors=True)
 
 
 def write_examples(prefix: str, options: Any) -> Any:
-    """The write of the transformed examples to ``<prefix>-*.tfrecord``.
+    """The write of the transformed batches (TFT's ``(RecordBatch, passthrough)`` pairs) as tf.Examples to
+    ``<prefix>-*.tfrecord``.
 
-    On a distributed runner, Beam's file sink (temporary files, then a rename once every bundle is done), sharded as
-    the runner sees fit. In process, each bundle goes straight into a file of its own: no shuffle of every example
-    into one shard (the in-process runner fails the pipeline on an error instead of retrying a bundle, so no bundle
-    is written twice; with one worker the train split is one bundle, so one file in the split's row order).
+    On a distributed runner, each batch's examples go through Beam's file sink (temporary files, then a rename once
+    every bundle is done), sharded as the runner sees fit. In process, each batch is encoded and written in one call,
+    straight into its bundle's own file: no shuffle of every example into one shard, and no trip through Beam per
+    example (the in-process runner fails the pipeline on an error instead of retrying a bundle, so no bundle is
+    written twice; with one worker the train split is one bundle, so one file in the split's row order).
     """
     import apache_beam as beam
     from apache_beam.options.pipeline_options import StandardOptions
 
     if _runner_name(options.view_as(StandardOptions).runner) not in IN_PROCESS_RUNNERS:
-        return beam.io.WriteToTFRecord(prefix, file_name_suffix=".tfrecord")
+        return encoded_examples() | beam.io.WriteToTFRecord(prefix, file_name_suffix=".tfrecord")
     return _write_bundles(prefix)
 
 
+def encoded_examples() -> Any:
+    """Each transformed batch's rows as serialized tf.Examples, one element per example."""
+    import apache_beam as beam
+    from tfx_bsl.coders import example_coder
+
+    return "EncodeExamples" >> beam.FlatMapTuple(lambda batch, _: example_coder.RecordBatchToExamples(batch))
+
+
 def _write_bundles(prefix: str) -> Any:
-    """A ParDo writing each bundle's examples to ``<prefix>-<uuid>.tfrecord`` (under a temporary name until the
-    bundle is done)."""
+    """A ParDo writing each bundle's transformed batches as tf.Examples to ``<prefix>-<uuid>.tfrecord`` (under a
+    temporary name until the bundle is done)."""
     import apache_beam as beam
 
     class WriteBundle(beam.DoFn):
         def start_bundle(self) -> None:
             self.writer, self.path = None, ""
 
-        def process(self, example: bytes) -> None:
+        def process(self, transformed: tuple[Any, Any]) -> None:
             import tensorflow as tf
+            from tfx_bsl.coders import example_coder
 
             if self.writer is None:
                 Path(prefix).parent.mkdir(parents=True, exist_ok=True)
                 self.path = f"{prefix}-{uuid.uuid4().hex}"
                 self.writer = tf.io.TFRecordWriter(f"{self.path}.tmp")
-            self.writer.write(example)
+            for example in example_coder.RecordBatchToExamples(transformed[0]):
+                self.writer.write(example)
 
         def finish_bundle(self) -> None:
             if self.writer is not None:
