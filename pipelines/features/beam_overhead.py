@@ -41,7 +41,9 @@ elements are whole batches, so what Beam does per transform, DoFn or bundle domi
   runs often, and each full pass walks every object alive: most of them are the modules of TensorFlow and Keras,
   loaded before the pipeline and kept to the end (an eighth of a small job's time). The objects alive when the block
   starts are frozen (``gc.freeze``), so a pass looks only at what was allocated since, and handed back to the
-  collector when it ends (``gc.unfreeze``).
+  collector when it ends (``gc.unfreeze``). A process that had frozen objects already (a worker forked by
+  Airflow's LocalExecutor inherits them, kept out of the collector's way so that memory stays shared) keeps them,
+  and those of the block, frozen.
 
 ``beam_overhead_removed`` sets them for the pipeline's run and puts Beam's and Python's own back afterwards, also
 on an error.
@@ -87,11 +89,13 @@ def beam_overhead_removed() -> Iterator[None]:
     swap(PipelineOptions, "view_as", _one_view_per_class(PipelineOptions.view_as))
     swap(bundle_processor.BundleProcessor, "__init__", _unweighed(bundle_processor.BundleProcessor.__init__))
     swap(statesampler, "StateSampler", _short_sleeps(statesampler.StateSampler))
+    frozen_before = gc.get_freeze_count() > 0
     gc.freeze()
     try:
         yield
     finally:
-        gc.unfreeze()
+        if not frozen_before:
+            gc.unfreeze()
         for owner, name, value in reversed(shipped):
             setattr(owner, name, value)
 

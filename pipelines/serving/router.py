@@ -52,11 +52,17 @@ from pipelines.deployment.controller import set_routing, switch_standby
 from pipelines.deployment.endpoints import Endpoints, configured
 from pipelines.deployment.registry import registered_model
 from pipelines.deployment.rollback import rollback
-from pipelines.serving.server import LATENCY_BUCKETS, follow_store
+from pipelines.serving.server import KEEP_ALIVE_SECONDS, LATENCY_BUCKETS, follow_store
 
 log = logging.getLogger(__name__)
 
 STATS_KEPT = 200_000  # recent answers kept in memory for /stats
+# Idle connections to the slot servers are kept this long, shorter than the servers keep them
+# (``server.KEEP_ALIVE_SECONDS``), so the router closes an idle connection before its server does.
+POOL_KEEPALIVE_SECONDS = 30
+# A request sent on a pooled connection that its server closed meanwhile (it timed out while idle, or the server
+# restarted) fails before any answer: it is sent again once, on a new connection.
+STALE_CONNECTION = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
 
 
 @dataclass(frozen=True)
@@ -251,8 +257,10 @@ def create_app(config: Config, endpoints: Endpoints | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        connector = aiohttp.TCPConnector(limit=512, keepalive_timeout=60)
-        shared["session"] = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60))
+        timeout = aiohttp.ClientTimeout(total=60)
+        connector = aiohttp.TCPConnector(limit=512, keepalive_timeout=POOL_KEEPALIVE_SECONDS)
+        shared["session"] = aiohttp.ClientSession(connector=connector, timeout=timeout)
+        shared["fresh"] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True), timeout=timeout)
         shared["recorder"] = recorder = Recorder(config)
         tasks = [asyncio.create_task(recorder.run())]
         if config.artifact_store:
@@ -262,6 +270,7 @@ def create_app(config: Config, endpoints: Endpoints | None = None) -> FastAPI:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await shared["session"].close()
+        await shared["fresh"].close()
 
     async def follow() -> None:
         """With an object-store artifact root: pull the deployment state every ``reload_seconds``."""
@@ -273,10 +282,17 @@ def create_app(config: Config, endpoints: Endpoints | None = None) -> FastAPI:
 
     async def call(slot: Slot, role: str, method: str, path: str, body: bytes | None = None) -> Answer:
         start = time.perf_counter()
+        try:
+            return await exchange(shared["session"], slot, role, method, path, body, start)
+        except STALE_CONNECTION as exc:
+            log.info("slot %s closed a kept connection (%r): sending again on a new one", slot, exc)
+            return await exchange(shared["fresh"], slot, role, method, path, body, start)
+
+    async def exchange(
+        session: aiohttp.ClientSession, slot: Slot, role: str, method: str, path: str, body: bytes | None, start: float
+    ) -> Answer:
         headers = {"content-type": "application/json"} if body is not None else None
-        async with shared["session"].request(
-            method, endpoints.slot(slot) + path, data=body, headers=headers
-        ) as response:
+        async with session.request(method, endpoints.slot(slot) + path, data=body, headers=headers) as response:
             content = await response.read()
             version = response.headers.get("X-Model-Version", "")
             return Answer(slot, role, response.status, content, version, (time.perf_counter() - start) * 1000)
@@ -499,5 +515,12 @@ def run_router(config: Config, host: str | None = None, port: int | None = None)
 
     host, port = host or config.serving.host, port or config.serving.router_port
     uvicorn.run(
-        create_app(config), host=host, port=port, log_level="warning", access_log=False, loop="uvloop", http="httptools"
+        create_app(config),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )

@@ -48,6 +48,9 @@ from pipelines.serving.requests import RequestError, parse_predict
 log = logging.getLogger(__name__)
 
 LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+# Idle keep-alive connections are kept this long (uvicorn's default: 5 s), longer than the router keeps its own
+# (``router.POOL_KEEPALIVE_SECONDS``) and than common clients do, so an idle connection is closed by its client.
+KEEP_ALIVE_SECONDS = 75
 
 
 @dataclass(frozen=True)
@@ -291,4 +294,5 @@ def serve(config: Config, slot: Slot, host: str = "127.0.0.1", port: int = 8501)
         access_log=False,
         loop="uvloop",
         http="httptools",
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )

@@ -87,6 +87,19 @@ def test_beams_overhead_is_removed_only_inside_the_block_and_keeps_each_dofns_st
     assert options.view_as(StandardOptions).streaming  # what was set through a kept view stays set
 
 
+def test_a_process_that_had_frozen_objects_keeps_them_frozen():
+    """A worker forked by Airflow's LocalExecutor inherits frozen objects (kept from the collector so that memory
+    stays shared): the block leaves them frozen, where a process without any gets all of its objects back."""
+    gc.freeze()
+    try:
+        before = gc.get_freeze_count()
+        with beam_overhead_removed():
+            assert gc.get_freeze_count() >= before
+        assert gc.get_freeze_count() >= before > 0
+    finally:
+        gc.unfreeze()
+
+
 def _byte_sizes_and_counts() -> tuple[dict[str, int], dict[str, int]]:
     """Run a small pipeline of object arrays on the in-process runner, checking its output: each PCollection's count
     of sampled byte sizes, and its element count."""
