@@ -52,7 +52,7 @@ from pipelines.deployment.controller import set_routing, switch_standby
 from pipelines.deployment.endpoints import Endpoints, configured
 from pipelines.deployment.registry import registered_model
 from pipelines.deployment.rollback import rollback
-from pipelines.serving.server import KEEP_ALIVE_SECONDS, LATENCY_BUCKETS, follow_store
+from pipelines.serving.server import LATENCY_BUCKETS, follow_store, run_app
 
 log = logging.getLogger(__name__)
 
@@ -511,16 +511,4 @@ def _feedback(body: Any, config: Config) -> dict[str, Any]:
 
 def run_router(config: Config, host: str | None = None, port: int | None = None) -> None:
     """Run the router until interrupted."""
-    import uvicorn
-
-    host, port = host or config.serving.host, port or config.serving.router_port
-    uvicorn.run(
-        create_app(config),
-        host=host,
-        port=port,
-        log_level="warning",
-        access_log=False,
-        loop="uvloop",
-        http="httptools",
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
-    )
+    run_app(create_app(config), host or config.serving.host, port or config.serving.router_port, log_level="warning")

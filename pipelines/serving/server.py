@@ -284,13 +284,18 @@ def _multiclass_body(
 
 def serve(config: Config, slot: Slot, host: str = "127.0.0.1", port: int = 8501) -> None:
     """Run the slot's model server until interrupted."""
+    run_app(create_app(config, slot), host, port, log_level="info")
+
+
+def run_app(app: FastAPI, host: str, port: int, log_level: str) -> None:
+    """Serve ``app`` with uvicorn until interrupted: uvloop, httptools, idle connections kept ``KEEP_ALIVE_SECONDS``."""
     import uvicorn
 
     uvicorn.run(
-        create_app(config, slot),
+        app,
         host=host,
         port=port,
-        log_level="info",
+        log_level=log_level,
         access_log=False,
         loop="uvloop",
         http="httptools",
