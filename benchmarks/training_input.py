@@ -1,8 +1,9 @@
 """Training input: seconds per epoch of reading a transform output's train examples, side by side.
 
-"per batch" is TF's ``make_batched_features_dataset`` (shuffle the serialized records, batch, parse each batch
-of 128), which training used before; "rebatched" is ``pipelines.model.train.train_dataset`` (shuffle the same
-way, parse 1,024 records at a time, cut into batches of 128). Both give the same batches, which is checked.
+"per batch" is TF's ``make_batched_features_dataset`` (read ``READ_FILES`` files at a time, shuffle the serialized
+records, batch, parse each batch of 128), which training used before; "rebatched" is
+``pipelines.model.train.train_dataset`` (read and shuffle the same way, parse 1,024 records at a time, cut into
+batches of 128). Both give the same batches, which is checked.
 
     .venv/bin/python benchmarks/training_input.py .artifacts/adult/runs/2026-01-28/transform   # after make demo
 """
@@ -14,7 +15,7 @@ import time
 
 import pipelines  # noqa: F401  (the environment settings, before TensorFlow loads)
 from pipelines.core.outputs import TransformOutput
-from pipelines.model.train import train_dataset
+from pipelines.model.train import READ_FILES, train_dataset
 
 BATCH, SEED, EPOCHS = 128, 42, 3
 
@@ -39,7 +40,7 @@ def main() -> None:
         num_epochs=1,
         shuffle=True,
         shuffle_seed=SEED,
-        reader_num_threads=1,
+        reader_num_threads=READ_FILES,
         parser_num_threads=tf.data.AUTOTUNE,
         sloppy_ordering=False,
         prefetch_buffer_size=tf.data.AUTOTUNE,

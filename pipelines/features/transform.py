@@ -52,6 +52,9 @@ from pipelines.features.splits import in_test_split as in_test_split  # re-expor
 log = logging.getLogger(__name__)
 
 TRANSFORMED_TRAIN = "train"
+# Transformed train examples per file, in process: training reads several files at once, in an order shuffled each
+# epoch (pipelines.model.train.train_dataset), so that its bounded shuffle buffer mixes rows from the whole window.
+FILE_ROWS = 4_096
 MISSING_TOKEN = "__MISSING__"
 SPLIT_ROW_GROUP = 65_536  # rows per Parquet row group of a split: TFT reads one RecordBatch per row group
 # The transform phase reads the train split again instead of holding every batch between analysis and transform.
@@ -374,10 +377,12 @@ def write_examples(prefix: str, options: Any) -> Any:
     ``<prefix>-*.tfrecord``.
 
     On a distributed runner, each batch's examples go through Beam's file sink (temporary files, then a rename once
-    every bundle is done), sharded as the runner sees fit. In process, each batch is encoded and written in one call,
-    straight into its bundle's own file: no shuffle of every example into one shard, and no trip through Beam per
-    example (the in-process runner fails the pipeline on an error instead of retrying a bundle, so no bundle is
-    written twice; with one worker the train split is one bundle, so one file in the split's row order).
+    every bundle is done), sharded as the runner sees fit. In process, each batch is encoded and written straight
+    into its bundle's own files of ``FILE_ROWS`` examples: no shuffle of every example into one shard, and no trip
+    through Beam per example (the in-process runner fails the pipeline on an error instead of retrying a bundle, so
+    no bundle is written twice; with one worker the train split is one bundle, so its files, in name order, hold the
+    split's rows in order). Training reads several files at a time in an order shuffled each epoch, so its shuffle
+    buffer mixes rows from across the window however large the window is.
     """
     import apache_beam as beam
     from apache_beam.options.pipeline_options import StandardOptions
@@ -396,29 +401,41 @@ def encoded_examples() -> Any:
 
 
 def _write_bundles(prefix: str) -> Any:
-    """A ParDo writing each bundle's transformed batches as tf.Examples to ``<prefix>-<uuid>.tfrecord`` (under a
-    temporary name until the bundle is done)."""
+    """A ParDo writing each bundle's transformed batches as tf.Examples to ``<prefix>-<uuid>-<n>.tfrecord``, a file
+    of at most ``FILE_ROWS`` examples each (under a temporary name until it is full or the bundle is done)."""
     import apache_beam as beam
 
     class WriteBundle(beam.DoFn):
         def start_bundle(self) -> None:
-            self.writer, self.path = None, ""
+            self.writer, self.files, self.rows = None, 0, 0
+            self.bundle = f"{prefix}-{uuid.uuid4().hex}"
 
         def process(self, transformed: tuple[Any, Any]) -> None:
-            import tensorflow as tf
             from tfx_bsl.coders import example_coder
 
-            if self.writer is None:
-                Path(prefix).parent.mkdir(parents=True, exist_ok=True)
-                self.path = f"{prefix}-{uuid.uuid4().hex}"
-                self.writer = tf.io.TFRecordWriter(f"{self.path}.tmp")
             for example in example_coder.RecordBatchToExamples(transformed[0]):
+                if self.writer is None:
+                    self._open()
                 self.writer.write(example)
+                self.rows += 1
+                if self.rows == FILE_ROWS:
+                    self._close()
 
         def finish_bundle(self) -> None:
             if self.writer is not None:
-                self.writer.close()
-                os.replace(f"{self.path}.tmp", f"{self.path}.tfrecord")
+                self._close()
+
+        def _open(self) -> None:
+            import tensorflow as tf
+
+            Path(prefix).parent.mkdir(parents=True, exist_ok=True)
+            self.path = f"{self.bundle}-{self.files:06d}"
+            self.writer, self.files, self.rows = tf.io.TFRecordWriter(f"{self.path}.tmp"), self.files + 1, 0
+
+        def _close(self) -> None:
+            self.writer.close()
+            os.replace(f"{self.path}.tmp", f"{self.path}.tfrecord")
+            self.writer = None
 
     return beam.ParDo(WriteBundle())
 

@@ -276,6 +276,47 @@ def test_the_training_input_gives_every_train_row_once_per_epoch_in_an_order_set
     assert first != second and first != other and first != expected, "shuffled, again each epoch, by the seed"
 
 
+def test_the_training_input_mixes_rows_from_across_the_split_with_a_shuffle_buffer_a_sliver_of_it(
+    trained, tmp_path, monkeypatch
+):
+    """Files of 100 rows (as the transform writes files of FILE_ROWS) and a shuffle buffer of 10 rows: the first batch
+    still draws from most of the files, not from the first 110 rows of one (the model would train on the window's
+    days one after the other), and an epoch still gives every row once."""
+    import shutil
+
+    import tensorflow as tf
+    import tensorflow_transform as tft
+
+    from pipelines.model import train
+
+    ctx, transform_uri, _ = trained
+    source, transformed = TransformOutput(transform_uri), TransformOutput(tmp_path / "transform")
+    records = [r for p in sorted(source.transformed_dir.glob("*.tfrecord")) for r in tf.data.TFRecordDataset(str(p))]
+    shutil.copytree(source.tft_dir, transformed.tft_dir)
+    transformed.transformed_dir.mkdir(parents=True)
+    for n, start in enumerate(range(0, len(records), 100)):
+        with tf.io.TFRecordWriter(str(transformed.transformed_dir / f"train-{n:03d}.tfrecord")) as writer:
+            for record in records[start : start + 100]:
+                writer.write(record.numpy())
+    assert n + 1 > train.READ_FILES
+    tft_output = tft.TFTransformOutput(str(transformed.tft_dir))
+    spec = tft_output.transformed_feature_spec()
+    columns = sorted(name for name in spec if name != "income")
+
+    def rows(features, labels) -> list[tuple]:
+        values = [features[name].numpy().tolist() for name in columns] + [labels.numpy().tolist()]
+        return list(zip(*values, strict=True))
+
+    on_disk = tf.io.parse_example(tf.stack(records), spec)
+    expected = rows(on_disk, on_disk.pop("income"))
+    file_of = {row: i // 100 for i, row in enumerate(expected)}
+    monkeypatch.setattr(train, "SHUFFLE_ROWS", 10)
+    epoch = [rows(features, labels) for features, labels in train_dataset(transformed, tft_output, "income", 100, 0)]
+
+    assert len({file_of[row] for row in epoch[0]}) >= train.READ_FILES - 2, "the first batch comes from most files"
+    assert sorted(row for batch in epoch for row in batch) == sorted(expected), "every row once per epoch"
+
+
 def test_the_sanity_check_stops_a_model_whose_features_cannot_explain_the_labels(trained):
     import tensorflow as tf
     import tensorflow_transform as tft

@@ -155,9 +155,10 @@ def test_transform_refuses_a_snapshot_that_failed_validation_or_was_never_valida
 
 
 def test_transformed_examples_are_the_same_in_every_run_and_with_beams_own_overhead(small_adult, tmp_path, monkeypatch):
-    """In process, each bundle's batches are encoded and written straight to a file of their own: two runs on the
-    same rows give the same examples in the same order, every train row once, and nothing temporary is left. A
-    third run with Beam's overhead left in (``beam_overhead_removed`` off) gives the same examples and vocabularies."""
+    """In process, each bundle's batches are encoded and written straight to files of their own, FILE_ROWS examples
+    each: two runs on the same rows give the same examples in the same order, every train row once, and nothing
+    temporary is left. A third run with Beam's overhead left in (``beam_overhead_removed`` off) gives the same
+    examples and vocabularies."""
     import contextlib
 
     import pyarrow.parquet as pq
@@ -165,6 +166,7 @@ def test_transformed_examples_are_the_same_in_every_run_and_with_beams_own_overh
 
     ctx = RunContext.create(small_adult, "2026-01-03")
     train = pq.read_table(TransformOutput(transform_features(ctx, *ingest_and_validate(ctx))).train_raw)
+    monkeypatch.setattr(transform, "FILE_ROWS", 700)
     runs, vocabularies = [], []
     for name in ("one", "two", "beam as shipped"):
         if name == "beam as shipped":
@@ -175,6 +177,8 @@ def test_transformed_examples_are_the_same_in_every_run_and_with_beams_own_overh
         analyze_and_transform(out, ctx.config)
         files = sorted(out.transformed_dir.iterdir())
         assert files and all(p.name.startswith("train-") and p.suffix == ".tfrecord" for p in files)
+        sizes = [sum(1 for _ in tf.data.TFRecordDataset(str(p))) for p in files]
+        assert len(files) == -(-train.num_rows // 700) and set(sizes[:-1]) == {700} and 0 < sizes[-1] <= 700
         examples = [tf.train.Example.FromString(e.numpy()) for p in files for e in tf.data.TFRecordDataset(str(p))]
         runs.append([{k: list(v.float_list.value or v.int64_list.value) for k, v in e.features.feature.items()}
                      for e in examples])  # fmt: skip
