@@ -289,7 +289,7 @@ def test_the_training_input_mixes_rows_from_across_the_split_with_a_shuffle_buff
 
     from pipelines.model import train
 
-    ctx, transform_uri, _ = trained
+    _, transform_uri, _ = trained
     source, transformed = TransformOutput(transform_uri), TransformOutput(tmp_path / "transform")
     records = [r for p in sorted(source.transformed_dir.glob("*.tfrecord")) for r in tf.data.TFRecordDataset(str(p))]
     shutil.copytree(source.tft_dir, transformed.tft_dir)
